@@ -1,0 +1,151 @@
+"""The ``litllm`` command.
+
+    litllm fit|validate|test --config recipes/X.yaml [--key value ...]   LightningCLI runs
+    litllm tokenizer train --files a.txt b.txt --vocab_size 8192 --out tok/
+    litllm presets                                                       list model presets
+
+``sys.argv`` is never rewritten: Lightning's DDP launcher re-executes the same command line in
+every child process, so each verb parses the arguments it was given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
+
+
+def _cli_class():
+    from lightning.pytorch.cli import LightningCLI
+
+    class LitLLMCLI(LightningCLI):
+        """LightningCLI that keeps every output of a run under ``trainer.default_root_dir``.
+
+        Unless the recipe says otherwise: CSV logs go to ``<root>/logs`` and ``ModelCheckpoint``
+        callbacks without a ``dirpath`` write to ``<root>/checkpoints``, so ``--ckpt_path last``
+        finds the previous run's checkpoint and one flag moves a whole run.
+        """
+
+        def before_instantiate_classes(self) -> None:
+            cfg = self.config[self.subcommand] if self.subcommand else self.config
+            trainer = cfg.trainer
+            root = trainer.default_root_dir or "out"
+            trainer.default_root_dir = root
+            if trainer.logger is None or trainer.logger is True:
+                trainer.logger = {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": root, "name": "logs"},
+                }
+            for callback in trainer.callbacks or []:
+                class_path = getattr(callback, "class_path", "")
+                if class_path.endswith("ModelCheckpoint") and callback.init_args.get("dirpath") is None:
+                    callback.init_args["dirpath"] = os.path.join(root, "checkpoints")
+
+    return LitLLMCLI
+
+
+def run_lightning(args: list[str] | None = None):
+    """Run a LightningCLI subcommand with litllm's defaults; ``args`` None reads ``sys.argv``."""
+    from litllm.data import LLMDataModule
+    from litllm.modules import LLMModule
+
+    return _cli_class()(
+        LLMModule,
+        LLMDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=1337,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"default_env": False},
+        args=args,
+    )
+
+
+def tokenizer_main(args: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="litllm tokenizer", description="Train a byte-level BPE tokenizer.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    train = sub.add_parser("train", help="train on text files and save tokenizer.json")
+    train.add_argument("--files", nargs="+", default=["shakespeare"],
+                       help="text files, directories, globs or a built-in corpus name (default: shakespeare)")
+    train.add_argument("--vocab_size", type=int, default=8192)
+    train.add_argument("--special_tokens", nargs="+", default=["<|endoftext|>"],
+                       help="special tokens; the first is end-of-text")
+    train.add_argument("--min_frequency", type=int, default=2)
+    train.add_argument("--text_field", default="text", help="field with the text in JSON/parquet files")
+    train.add_argument("--out", required=True, help="directory (or .json path) to write tokenizer.json to")
+    opts = parser.parse_args(args)
+
+    from litllm.data import sources
+    from litllm.tokenizer import train_bpe
+
+    files = []
+    for src in opts.files:
+        resolved = sources.resolve_files(src)
+        if resolved is None:
+            raise sources.DataError(f"no such file, directory or corpus: {src}")
+        files.extend(resolved)
+
+    def texts():
+        for path in files:
+            yield from sources.read_documents(path, opts.text_field)
+
+    tok = train_bpe(texts=texts(), vocab_size=opts.vocab_size, special_tokens=opts.special_tokens,
+                    min_frequency=opts.min_frequency)
+    path = tok.save(opts.out)
+    print(f"Trained a {tok.vocab_size}-token byte-level BPE on {len(files)} file(s); saved {path}")
+
+
+def presets_main(args: list[str]) -> None:
+    from litllm.config import PRESETS, ModelConfig
+    from litllm.model import GPT
+
+    import torch
+
+    print(f"{'preset':<14} {'params':>14}  layers  width  heads kv  context  vocab  positions norm      mlp")
+    for name in PRESETS:
+        config = ModelConfig.from_name(name)
+        with torch.device("meta"):
+            n = GPT(config).num_parameters()
+        print(f"{name:<14} {n:>14,}  {config.n_layer:>6} {config.n_embd:>6} {config.n_head:>6} {config.n_kv_head:<3}"
+              f"{config.block_size:>7} {config.vocab_size:>6}  {config.position:<9} {config.norm:<9} {config.mlp}")
+
+
+USAGE = """usage: litllm VERB ...
+
+verbs:
+  fit | validate | test     train or evaluate a recipe (LightningCLI): litllm fit --config recipes/pretrain_shakespeare.yaml
+  tokenizer train           train a byte-level BPE tokenizer on text files
+  presets                   list the model presets with their parameter counts
+
+`litllm fit --help` lists every option of a run; `--print_config` prints the full resolved recipe.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    verb = args[0] if args else None
+    from litllm.errors import UserError
+
+    try:
+        if verb in LIGHTNING_VERBS:
+            run_lightning(argv)  # None: LightningCLI reads sys.argv itself
+        elif verb == "tokenizer":
+            tokenizer_main(args[1:])
+        elif verb == "presets":
+            presets_main(args[1:])
+        elif verb in (None, "-h", "--help", "help"):
+            print(USAGE)
+        else:
+            print(f"litllm: unknown verb {verb!r}\n\n{USAGE}", file=sys.stderr)
+            sys.exit(2)
+    except (UserError, FileNotFoundError) as err:
+        if os.environ.get("LITLLM_DEBUG"):
+            raise
+        print(f"litllm: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

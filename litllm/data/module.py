@@ -1,0 +1,265 @@
+"""``LLMDataModule``: the one data module for every stage.
+
+``mode="text"`` serves pretraining: raw text -> tokens -> fixed-length blocks. Lightning calls
+``prepare_data`` once per node (tokenizer training and tokenization happen there, cached on disk)
+and ``setup`` on every process (which only opens the cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader, Dataset
+
+from litllm.data import sources
+from litllm.data.text import (
+    StreamingTokenBlocks,
+    TokenBlocks,
+    build_token_cache,
+    load_token_cache,
+    unigram_loss,
+)
+from litllm.tokenizer import EOT, Tokenizer, train_bpe
+
+
+class LLMDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        mode: Literal["text"] = "text",
+        train_data: str = "shakespeare",
+        val_data: str | None = None,
+        val_fraction: float = 0.1,
+        text_field: str = "text",
+        dataset_config: str | None = None,
+        dataset_split: str = "train",
+        streaming: bool = False,
+        val_documents: int = 1000,
+        tokenizer: str | None = None,
+        vocab_size: int = 8192,
+        block_size: int = 256,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        cache_dir: str = ".cache/litllm",
+    ) -> None:
+        """
+        Args:
+            mode: What the data is for. ``text``: pretraining on raw text.
+            train_data: A built-in corpus name (``shakespeare``), a file, directory or glob of
+                .txt/.jsonl/.json/.parquet files (optionally .gz), or a ``datasets`` name (hub or local).
+            val_data: Validation source of the same kinds; None splits ``train_data`` instead.
+            val_fraction: Share of the token stream (its end) held out for validation when ``val_data`` is None.
+            text_field: Field holding the text in JSON/parquet records and ``datasets`` rows.
+            dataset_config: Configuration name of a ``datasets`` dataset (e.g. ``sample-10BT``).
+            dataset_split: Split of a ``datasets`` dataset to read.
+            streaming: Stream a ``datasets`` dataset instead of downloading and caching it
+                (for corpora larger than the disk); the first ``val_documents`` documents become validation.
+            val_documents: Number of streamed documents held out for validation.
+            tokenizer: Path to a ``tokenizer.json`` (or a directory holding one). None trains a
+                byte-level BPE of ``vocab_size`` on the training data (cached).
+            vocab_size: Vocabulary size of a tokenizer trained here.
+            block_size: Tokens per training sample (at most the model's context).
+            batch_size: Samples per batch on each process.
+            num_workers: DataLoader worker processes.
+            cache_dir: Where tokenizers and token caches are kept between runs.
+        """
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        self.mode = mode
+        self.train_data, self.val_data, self.val_fraction = train_data, val_data, val_fraction
+        self.text_field, self.dataset_config, self.dataset_split = text_field, dataset_config, dataset_split
+        self.streaming, self.val_documents = streaming, val_documents
+        self.tokenizer_path, self.vocab_size = tokenizer, vocab_size
+        self.block_size, self.batch_size, self.num_workers = block_size, batch_size, num_workers
+        self.cache_dir = Path(cache_dir)
+        self.tokenizer: Tokenizer | None = None
+        self.train_dataset: Dataset | None = None
+        self.val_dataset: Dataset | None = None
+        self.val_bytes_per_token: float | None = None
+        """UTF-8 bytes per validation token: turns nats/token into bits/byte, comparable across tokenizers."""
+        self.unigram_loss: float | None = None
+        self.data_fingerprint: str | None = None
+        self._fingerprints: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ sources
+    def _fingerprint(self, source: str) -> str:
+        """Identity of a data source: file contents, or dataset name + config + split."""
+        if source not in self._fingerprints:
+            files = sources.resolve_files(source)
+            extra = f"{self.text_field}"
+            if files is not None:
+                self._fingerprints[source] = sources.files_fingerprint(files, extra)
+            else:
+                key = f"{source}|{self.dataset_config}|{self.dataset_split}|{extra}"
+                self._fingerprints[source] = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self._fingerprints[source]
+
+    def _documents(self, source: str):
+        files = sources.resolve_files(source)
+        if files is not None:
+            for path in files:
+                yield from sources.read_documents(path, self.text_field)
+            return
+        dataset = sources.load_hub_dataset(source, self.dataset_config, self.dataset_split, streaming=False)
+        if self.text_field not in dataset.column_names:
+            raise sources.DataError(f"dataset {source!r} has no column {self.text_field!r} ({dataset.column_names})")
+        for row in dataset:
+            yield row[self.text_field]
+
+    def _stream(self, source: str):
+        return sources.load_hub_dataset(source, self.dataset_config, self.dataset_split, streaming=True)
+
+    # ------------------------------------------------------------------ tokenizer
+    def _trained_tokenizer_file(self) -> Path:
+        return self.cache_dir / "tokenizers" / f"bpe{self.vocab_size}-{self._fingerprint(self.train_data)}" / "tokenizer.json"
+
+    def _tokenizer_file(self) -> Path:
+        if self.tokenizer_path is not None:
+            path = Path(self.tokenizer_path)
+            return path / "tokenizer.json" if path.is_dir() else path
+        return self._trained_tokenizer_file()
+
+    def _ensure_tokenizer(self) -> Tokenizer:
+        path = self._tokenizer_file()
+        if not path.is_file():
+            if self.tokenizer_path is not None:
+                raise FileNotFoundError(f"tokenizer file not found: {path}")
+            rank_zero_info(f"Training a byte-level BPE tokenizer (vocab {self.vocab_size}) on {self.train_data!r}")
+            files = sources.resolve_files(self.train_data)
+            if files is not None and all(sources._suffix(p) in sources.TEXT_SUFFIXES for p in files) and not any(
+                p.suffix == ".gz" for p in files
+            ):
+                for p in files:
+                    sources.read_documents(p).__next__()  # clear errors for empty / non-UTF-8 files
+                tok = train_bpe(files, vocab_size=self.vocab_size, special_tokens=[EOT])
+            else:
+                docs = self._stream(self.train_data).take(100_000) if self.streaming else self._documents(self.train_data)
+                texts = (d if isinstance(d, str) else d[self.text_field] for d in docs)
+                tok = train_bpe(texts=texts, vocab_size=self.vocab_size, special_tokens=[EOT])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.json")
+            tok.save(tmp)
+            tmp.replace(path)
+        return Tokenizer.from_file(path)
+
+    # ------------------------------------------------------------------ caches
+    def _cache_for(self, source: str, tokenizer: Tokenizer) -> Path:
+        return self.cache_dir / "tokens" / f"{self._fingerprint(source)}-{tokenizer.fingerprint()}"
+
+    def _build_cache(self, source: str, tokenizer: Tokenizer) -> Path:
+        return build_token_cache(
+            self._cache_for(source, tokenizer),
+            self._documents(source),
+            tokenizer,
+            meta={"source": source, "text_field": self.text_field},
+            desc=f"tokenizing {source}",
+        )
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def prepare_data(self) -> None:
+        """Once per node: train the tokenizer if needed and tokenize into the cache."""
+        tokenizer = self._ensure_tokenizer()
+        if self.streaming:
+            return
+        self._build_cache(self.train_data, tokenizer)
+        if self.val_data is not None:
+            self._build_cache(self.val_data, tokenizer)
+
+    def setup(self, stage: str | None = None) -> None:
+        """On every process: open the tokenizer and the cached tokens and cut them into datasets."""
+        if self.train_dataset is not None:
+            return
+        if self.tokenizer is None:
+            self.tokenizer = (
+                Tokenizer.from_file(self._tokenizer_file()) if self._tokenizer_file().is_file() else self._ensure_tokenizer()
+            )
+        if self.streaming:
+            self._setup_streaming()
+            return
+        train_dir = self._cache_for(self.train_data, self.tokenizer)
+        if not (train_dir / "meta.json").is_file():  # setup() without prepare_data(), e.g. in a notebook
+            self.prepare_data()
+        train_tokens, meta = load_token_cache(train_dir)
+        if self.val_data is None:
+            n_val = int(len(train_tokens) * self.val_fraction)
+            split = len(train_tokens) - n_val
+            if n_val <= self.block_size or split <= self.block_size:
+                raise ValueError(
+                    f"{self.train_data!r} has {len(train_tokens):,} tokens: too few for block_size={self.block_size} "
+                    f"with val_fraction={self.val_fraction}"
+                )
+            self.train_dataset = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, split, self.block_size)
+            self.val_dataset = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], split, len(train_tokens), self.block_size)
+            val_tokens = train_tokens[split:]
+        else:
+            val_dir = self._cache_for(self.val_data, self.tokenizer)
+            val_tokens, val_meta = load_token_cache(val_dir)
+            self.train_dataset = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), self.block_size)
+            self.val_dataset = TokenBlocks(val_dir / "tokens.bin", val_meta["dtype"], 0, len(val_tokens), self.block_size)
+        for name, ds in (("training", self.train_dataset), ("validation", self.val_dataset)):
+            if len(ds) == 0:
+                raise ValueError(f"the {name} data holds fewer than block_size+1={self.block_size + 1} tokens")
+        # Only the tokens the validation blocks cover count for bits per byte.
+        covered = np.asarray(val_tokens[: len(self.val_dataset) * self.block_size + 1])
+        self.val_bytes_per_token = len(self.tokenizer.decode(covered[1:].tolist()).encode("utf-8")) / (len(covered) - 1)
+        self.unigram_loss = unigram_loss(train_tokens[: len(self.train_dataset) * self.block_size], covered[1:], self.tokenizer.vocab_size)
+        self.data_fingerprint = self._fingerprint(self.train_data)
+        rank_zero_info(
+            f"Data: {len(self.train_dataset):,} training and {len(self.val_dataset):,} validation blocks of "
+            f"{self.block_size} tokens; unigram baseline loss {self.unigram_loss:.3f}"
+        )
+
+    def _setup_streaming(self) -> None:
+        from datasets.distributed import split_dataset_by_node
+
+        stream = self._stream(self.train_data)
+        val_stream = stream.take(self.val_documents) if self.val_data is None else self._stream(self.val_data)
+        train_stream = stream.skip(self.val_documents) if self.val_data is None else stream
+        if self.trainer is not None and self.trainer.world_size > 1:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+            train_stream = split_dataset_by_node(train_stream, rank=rank, world_size=world)
+            val_stream = split_dataset_by_node(val_stream, rank=rank, world_size=world)
+        self.train_dataset = StreamingTokenBlocks(train_stream, self.tokenizer, self.text_field, self.block_size)
+        self.val_dataset = StreamingTokenBlocks(val_stream, self.tokenizer, self.text_field, self.block_size)
+        # Bytes per token of a sample of validation documents.
+        docs = [row[self.text_field] for row in val_stream.take(min(self.val_documents, 200))]
+        n_tokens = sum(len(ids) + 1 for ids in self.tokenizer.encode_batch(docs)) if docs else 0
+        self.val_bytes_per_token = sum(len(d.encode("utf-8")) for d in docs) / n_tokens if n_tokens else None
+        self.data_fingerprint = self._fingerprint(self.train_data)
+
+    def train_dataloader(self) -> DataLoader:
+        shuffle = not self.streaming
+        return self._loader(self.train_dataset, shuffle=shuffle, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def bits_per_byte(self, loss_nats_per_token: float) -> float:
+        """Convert a validation loss to bits per UTF-8 byte."""
+        if not self.val_bytes_per_token:
+            return math.nan
+        return loss_nats_per_token / math.log(2) / self.val_bytes_per_token

@@ -1,0 +1,196 @@
+"""The one transformer backbone.
+
+    tokens -> token embedding (+ learned positions) -> n_layer x Block -> final norm -> head -> logits
+    Block:  x = x + attn(norm_1(x));  x = x + mlp(norm_2(x))          (pre-norm residual stream)
+
+GPT-2 and Llama-3/Mistral-style models are the same code with different ``ModelConfig`` flags.
+Attention goes through ``F.scaled_dot_product_attention`` so PyTorch picks the fastest kernel
+(flash on GPU and CPU) for us.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from litllm.config import ModelConfig
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        # Learned absolute positions only for GPT-2 style; rotary positions live inside attention.
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.position == "learned" else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = make_norm(config, config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        if config.position == "rope":
+            # Not saved in checkpoints (persistent=False): they are a pure function of the config.
+            self.register_buffer("rope_cos", torch.empty(0), persistent=False)
+            self.register_buffer("rope_sin", torch.empty(0), persistent=False)
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ init
+    def reset_parameters(self) -> None:
+        """GPT-2 initialisation: N(0, 0.02) everywhere, residual output projections scaled by 1/sqrt(2*n_layer).
+
+        Each block adds two residual branches to the stream, so without the scaling the variance of
+        the residual stream would grow with depth.
+        """
+        std = 0.02
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                scale = 1 / math.sqrt(2 * self.config.n_layer) if name.endswith(("attn.proj", "mlp.down")) else 1.0
+                nn.init.normal_(module.weight, mean=0.0, std=std * scale)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+                module.reset_parameters()
+        self.init_rope()
+
+    def init_rope(self) -> None:
+        """(Re)compute the rotary tables, e.g. after the model was created on the meta device."""
+        if self.config.position != "rope":
+            return
+        cos, sin = rope_tables(self.config, device=self.wte.weight.device)
+        self.rope_cos, self.rope_sin = cos, sin
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Map token ids ``(B, T)`` to next-token logits ``(B, T, vocab_size)``."""
+        _, t = idx.shape
+        if t > self.config.block_size:
+            raise ValueError(f"sequence length {t} exceeds the model's block_size {self.config.block_size}")
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(t, device=idx.device))
+        rope = (self.rope_cos[:t], self.rope_sin[:t]) if self.config.position == "rope" else None
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, rope)
+        return self.lm_head(self.norm(x))
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Unique parameters (a tied head counts once); optionally without the embedding tables."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
+        return n
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.norm_1 = make_norm(config, config.n_embd)
+        self.attn = Attention(config)
+        self.norm_2 = make_norm(config, config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        x = x + self.attn(self.norm_1(x), rope)
+        return x + self.mlp(self.norm_2(x))
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
+        # One fused projection for queries, keys and values: one big matmul instead of three.
+        # With grouped-query attention there are fewer key/value heads than query heads.
+        qkv_out = (config.n_head + 2 * config.n_kv_head) * config.head_dim
+        self.qkv = nn.Linear(config.n_embd, qkv_out, bias=config.attn_bias)
+        self.proj = nn.Linear(config.n_head * config.head_dim, config.n_embd, bias=config.bias)
+        if config.qk_norm:
+            self.q_norm = nn.RMSNorm(config.head_dim, eps=config.norm_eps)
+            self.k_norm = nn.RMSNorm(config.head_dim, eps=config.norm_eps)
+        self.qk_norm = config.qk_norm
+        self.sliding_window = config.sliding_window
+        self.dropout = config.dropout
+        self.resid_drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).split(
+            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], dim=-1
+        )
+        # (B, T, heads * head_dim) -> (B, heads, T, head_dim), the layout SDPA expects
+        q = q.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        k = k.view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = v.view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        mask = None
+        if self.sliding_window is not None and t > self.sliding_window:
+            mask = sliding_window_mask(t, self.sliding_window, x.device)
+        y = F.scaled_dot_product_attention(
+            q, k, v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=mask is None,
+            enable_gqa=self.n_kv_head != self.n_head,
+        )
+        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
+        return self.resid_drop(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.swiglu = config.mlp == "swiglu"
+        if self.swiglu:
+            self.gate = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
+        self.up = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
+        self.down = nn.Linear(config.intermediate_size, config.n_embd, bias=config.bias)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.swiglu:
+            h = F.silu(self.gate(x)) * self.up(x)
+        else:
+            h = F.gelu(self.up(x), approximate="tanh")  # GPT-2 used the tanh approximation
+        return self.drop(self.down(h))
+
+
+def make_norm(config: ModelConfig, dim: int) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
+
+
+def rope_tables(config: ModelConfig, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables of shape (block_size, head_dim) for rotary embeddings, in float32.
+
+    Uses the "rotate half" layout (pairs are (i, i + head_dim/2)), the convention of Hugging Face
+    Llama checkpoints, so their weights load without permutation.
+    """
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2, device=device).float() / config.head_dim))
+    positions = torch.arange(config.block_size, device=device).float()
+    angles = torch.outer(positions, inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` of shape (B, heads, T, head_dim) by position-dependent angles."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+def sliding_window_mask(t: int, window: int, device: torch.device) -> torch.Tensor:
+    """Boolean (T, T) mask: position i sees j when i - window < j <= i."""
+    i = torch.arange(t, device=device)[:, None]
+    j = torch.arange(t, device=device)[None, :]
+    return (j <= i) & (j > i - window)

@@ -1,0 +1,259 @@
+"""``LLMModule``: what every training stage shares.
+
+It builds the backbone (in ``configure_model``, so a sharding strategy can wrap it), groups the
+parameters for weight decay, makes AdamW with linear warmup + cosine decay, keeps the validation
+metrics, and stores the model config and tokenizer inside every Lightning checkpoint. A stage
+(pretraining, SFT, DPO) only adds its loss in ``training_step`` / ``validation_step``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
+
+from litllm.checkpoint import CONFIG, check_model_dir, load_weights
+from litllm.config import ModelConfig
+from litllm.errors import CheckpointError, ConfigError
+from litllm.model import GPT
+from litllm.tokenizer import Tokenizer
+
+
+class LLMModule(L.LightningModule):
+    def __init__(
+        self,
+        arch: str = "tiny-gpt2",
+        arch_overrides: dict[str, Any] | None = None,
+        checkpoint: str | None = None,
+        vocab_size: int | None = None,
+        learning_rate: float = 3e-4,
+        min_lr_ratio: float = 0.1,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        optimizer_impl: Literal["auto", "fused", "foreach", "for-loop"] = "auto",
+        compile: bool = False,
+    ) -> None:
+        """
+        Args:
+            arch: A preset name from ``litllm presets`` (e.g. ``gpt2-124m``, ``llama-125m``) or a config.json path.
+            arch_overrides: Fields of the model config to change, e.g. ``{n_layer: 4, dropout: 0.1}``.
+            checkpoint: A model directory (model.safetensors + config.json + tokenizer.json) to start
+                from instead of random weights; its config replaces ``arch``.
+            vocab_size: Size of the embedding table; None takes the tokenizer's vocabulary size.
+            learning_rate: Peak learning rate, reached at the end of warmup.
+            min_lr_ratio: Final learning rate as a fraction of the peak (cosine decay ends there).
+            warmup_steps: Optimizer steps of linear warmup from 0.
+            max_steps: Length of the schedule in optimizer steps; None uses the Trainer's estimate.
+            weight_decay: AdamW decoupled weight decay for matrices (not biases, norms or embeddings).
+            betas: AdamW betas.
+            eps: AdamW epsilon.
+            optimizer_impl: AdamW kernel. ``auto`` picks ``fused`` on GPU unless gradient clipping is
+                combined with mixed precision (Lightning refuses that pair), ``foreach`` otherwise.
+            compile: Run the backbone through ``torch.compile`` (slow first step, faster after on GPU).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = self._resolve_config(arch, arch_overrides, checkpoint)
+        self.model: GPT | None = None
+        self.tokenizer: Tokenizer | None = None
+        self.val_loss = MeanMetric()
+
+    # ------------------------------------------------------------------ config and model
+    @staticmethod
+    def _resolve_config(arch: str, overrides: dict[str, Any] | None, checkpoint: str | None) -> ModelConfig:
+        overrides = dict(overrides or {})
+        if checkpoint is not None:
+            base = ModelConfig.from_json(check_model_dir(checkpoint) / CONFIG).to_dict()
+            return ModelConfig.from_dict({**base, **overrides})
+        if arch.endswith(".json") or Path(arch).is_dir():
+            path = Path(arch) / CONFIG if Path(arch).is_dir() else Path(arch)
+            return ModelConfig.from_dict({**ModelConfig.from_json(path).to_dict(), **overrides})
+        return ModelConfig.from_name(arch, **overrides)
+
+    def _attach_tokenizer(self) -> None:
+        """Take the tokenizer from the data module (or the starting checkpoint) and size the vocabulary."""
+        if self.tokenizer is None:
+            datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+            if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
+                self.tokenizer = datamodule.tokenizer
+            elif self.hparams.checkpoint is not None:
+                self.tokenizer = Tokenizer.from_file(self.hparams.checkpoint)
+        if self.tokenizer is None or self.model is not None:
+            return
+        wanted = self.hparams.vocab_size or (
+            self.config.vocab_size if self.hparams.checkpoint else self.tokenizer.vocab_size
+        )
+        if wanted < self.tokenizer.vocab_size:
+            raise ConfigError(
+                f"vocab_size={wanted} is smaller than the tokenizer's vocabulary ({self.tokenizer.vocab_size} tokens)"
+            )
+        if wanted != self.config.vocab_size:
+            rank_zero_info(f"Model vocabulary set to {wanted} to match the tokenizer (preset had {self.config.vocab_size})")
+            self.config.vocab_size = wanted
+
+    def setup(self, stage: str) -> None:
+        self._attach_tokenizer()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        block = getattr(datamodule, "block_size", None)
+        if block is not None and block > self.config.block_size:
+            raise ConfigError(
+                f"data.block_size={block} is larger than the model's context (block_size={self.config.block_size}); "
+                "lower data.block_size or raise model.arch_overrides.block_size"
+            )
+
+    def configure_model(self) -> None:
+        """Build the backbone. Lightning calls this inside the strategy's init context (e.g. on the meta device)."""
+        if self.model is not None:
+            return
+        self._attach_tokenizer()
+        self.model = GPT(self.config)
+        if self.hparams.checkpoint is not None:
+            load_weights(self.model, Path(self.hparams.checkpoint) / "model.safetensors")
+        if self.hparams.compile:
+            self.model = torch.compile(self.model)
+
+    @property
+    def backbone(self) -> GPT:
+        """The uncompiled ``GPT`` module (for sampling and export)."""
+        model = self.model
+        if model is None:
+            raise RuntimeError("the model is built in configure_model(); call it first")
+        return getattr(model, "_orig_mod", model)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+    # ------------------------------------------------------------------ optimisation
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Weight decay on matrices only: biases, norm gains and embedding tables are not decayed."""
+        decay, no_decay = [], []
+        embeddings = {id(m.weight) for m in self.model.modules() if isinstance(m, torch.nn.Embedding)}
+        for param in self.model.parameters():
+            if not param.requires_grad:
+                continue
+            (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
+        return [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    def _optimizer_kwargs(self) -> dict[str, Any]:
+        impl = self.hparams.optimizer_impl
+        if impl == "auto":
+            on_gpu = self.device.type == "cuda"
+            trainer = self._trainer
+            clipping = trainer is not None and bool(trainer.gradient_clip_val)
+            mixed = trainer is not None and str(trainer.precision).endswith("mixed")
+            impl = "fused" if on_gpu and not (clipping and mixed) else "foreach"
+        return {"fused": impl == "fused", "foreach": impl == "foreach"} if impl != "for-loop" else {"foreach": False}
+
+    def schedule_steps(self) -> int:
+        if self.hparams.max_steps:
+            return int(self.hparams.max_steps)
+        if self._trainer is not None:
+            steps = self.trainer.estimated_stepping_batches
+            if math.isfinite(steps):
+                return int(steps)
+        raise ConfigError("cannot size the learning-rate schedule: set model.max_steps or trainer.max_steps")
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.parameter_groups(),
+            lr=self.hparams.learning_rate,
+            betas=tuple(self.hparams.betas),
+            eps=self.hparams.eps,
+            **self._optimizer_kwargs(),
+        )
+        schedule = warmup_cosine(self.hparams.warmup_steps, self.schedule_steps(), self.hparams.min_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Gradient norm before clipping, only on steps that get logged (it costs a pass over all grads).
+        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if grads:
+                norm = torch.nn.utils.get_total_norm(grads)
+                if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
+                    norm = norm.full_tensor()
+                self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            self.log("train/lr", lr, on_step=True, on_epoch=False, prog_bar=False)
+
+    # ------------------------------------------------------------------ validation bookkeeping
+    def on_validation_epoch_end(self) -> None:
+        self.log_eval_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_eval_metrics("test")
+
+    def log_eval_metrics(self, prefix: str) -> None:
+        """Log token-weighted mean loss, perplexity and bits per byte gathered by ``self.val_loss``."""
+        if not self.val_loss.update_called:
+            return
+        loss = self.val_loss.compute()  # torchmetrics has already reduced across processes
+        self.val_loss.reset()
+        self.log(f"{prefix}/loss", loss, prog_bar=True, sync_dist=False)
+        self.log(f"{prefix}/ppl", torch.exp(loss), sync_dist=False)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "val_bytes_per_token", None):
+            self.log(f"{prefix}/bpb", datamodule.bits_per_byte(float(loss)), sync_dist=False)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Make a Lightning checkpoint self-describing: the model shape and the exact tokenizer.
+        checkpoint["litllm"] = {
+            "model_config": self.config.to_dict(),
+            "tokenizer": self.tokenizer.backend.to_str() if self.tokenizer is not None else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("litllm", {})
+        if self.tokenizer is not None and saved.get("tokenizer"):
+            if saved["tokenizer"] != self.tokenizer.backend.to_str():
+                raise CheckpointError(
+                    "the checkpoint was trained with a different tokenizer than the one this run uses "
+                    f"(run: {self.tokenizer.fingerprint()}); point data.tokenizer at the checkpoint's tokenizer"
+                )
+        if self.model is None:
+            return
+        own = self.state_dict()
+        for name, tensor in checkpoint.get("state_dict", {}).items():
+            if name in own and tuple(own[name].shape) != tuple(tensor.shape):
+                raise CheckpointError(
+                    f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)} but this model has "
+                    f"{tuple(own[name].shape)}: the checkpoint is from another model shape "
+                    f"(checkpoint config: {saved.get('model_config')})"
+                )
+
+    def configure_callbacks(self):
+        """Add litllm's default callbacks unless the recipe configured its own of the same kind."""
+        from litllm.callbacks import default_callbacks
+
+        present = {type(cb) for cb in self.trainer.callbacks} if self._trainer is not None else set()
+        return [cb for cb in default_callbacks() if type(cb) not in present]
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
+    """Learning-rate multiplier: linear 0 -> 1 over ``warmup_steps``, cosine 1 -> ``min_ratio`` by ``total_steps``."""
+
+    def multiplier(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if step >= total_steps:
+            return min_ratio
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return multiplier

@@ -1,0 +1,30 @@
+"""Pretraining: predict every next token of raw text."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from litllm.modules.base import LLMModule
+
+
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over positions whose label is not -100 (computed in float32)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+
+
+class PretrainModule(LLMModule):
+    """Next-token prediction on packed blocks of text."""
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = next_token_loss(self.model(batch["input_ids"]), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        labels = batch["labels"]
+        loss = next_token_loss(self.model(batch["input_ids"]), labels)
+        self.val_loss.update(loss, weight=(labels != -100).sum())
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
