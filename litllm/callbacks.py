@@ -36,11 +36,15 @@ class SpeedMonitor(Callback):
         self._tokens = self._samples = 0
         self._start: float | None = None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._start is None:
             self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         ids = batch["input_ids"] if isinstance(batch, dict) else batch[0]
         self._tokens += ids.numel()
         self._samples += ids.size(0)
@@ -72,7 +76,15 @@ class SpeedMonitor(Callback):
         self._tokens = self._samples = 0
 
 
-_GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12, "4090": 165e12}
+_GPU_PEAK_BF16 = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 70e12,
+    "L4": 121e12,
+    "4090": 165e12,
+}
 
 
 def gpu_peak_flops(device: torch.device, precision: str) -> float | None:
@@ -93,7 +105,9 @@ class SampleGeneration(Callback):
         top_k: Sample only among the k most likely tokens.
     """
 
-    def __init__(self, prompt: str = "", max_new_tokens: int = 64, temperature: float = 0.8, top_k: int | None = 50) -> None:
+    def __init__(
+        self, prompt: str = "", max_new_tokens: int = 64, temperature: float = 0.8, top_k: int | None = 50
+    ) -> None:
         self.prompt, self.max_new_tokens = prompt, max_new_tokens
         self.temperature, self.top_k = temperature, top_k
 
@@ -120,11 +134,18 @@ class SampleGeneration(Callback):
         was_training = model.training
         model.eval()
         try:
-            out = generate(model, prompt, self.max_new_tokens, temperature=self.temperature, top_k=self.top_k,
-                           eos_id=tokenizer.eot_id, generator=generator)
+            out = generate(
+                model,
+                prompt,
+                self.max_new_tokens,
+                temperature=self.temperature,
+                top_k=self.top_k,
+                eos_id=tokenizer.eot_id,
+                generator=generator,
+            )
         finally:
             model.train(was_training)
-        return tokenizer.decode(out[0, len(ids):].tolist(), skip_special_tokens=True)
+        return tokenizer.decode(out[0, len(ids) :].tolist(), skip_special_tokens=True)
 
 
 class LossCurve(Callback):
@@ -135,7 +156,9 @@ class LossCurve(Callback):
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step % trainer.log_every_n_steps == 0 and "train/loss" in trainer.callback_metrics:
             self.train.append((trainer.global_step, float(trainer.callback_metrics["train/loss"])))
 

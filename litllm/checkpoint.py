@@ -22,7 +22,6 @@ from litllm.tokenizer import Tokenizer
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
 
 
-
 def _unique_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     state = model.state_dict()
     if model.config.tie_embeddings:
@@ -30,8 +29,12 @@ def _unique_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
-def save_model_dir(directory: str | Path, model: GPT, tokenizer: Tokenizer | None = None,
-                   state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+def save_model_dir(
+    directory: str | Path,
+    model: GPT,
+    tokenizer: Tokenizer | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write weights, config and tokenizer to ``directory`` (created if needed)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -62,12 +65,13 @@ def load_weights(model: GPT, path: str | Path, strict: bool = True) -> None:
     expected = _unique_state_dict_shapes(model)
     if model.config.tie_embeddings:
         state.pop("lm_head.weight", None)
-    for name, tensor in state.items():
-        if name in expected and tuple(tensor.shape) != expected[name]:
-            raise CheckpointError(
-                f"{path}: tensor {name!r} has shape {tuple(tensor.shape)} but the model expects {expected[name]} "
-                "(the checkpoint was made for a different model shape)"
-            )
+    differ = [n for n in expected if n in state and tuple(state[n].shape) != expected[n]]
+    if differ:
+        name = differ[0]
+        raise CheckpointError(
+            f"{path}: tensor {name!r} has shape {tuple(state[name].shape)} but the model expects {expected[name]} "
+            f"({len(differ)} tensor(s) differ: the checkpoint was made for a different model shape)"
+        )
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if strict and (missing or unexpected):
@@ -82,8 +86,9 @@ def _unique_state_dict_shapes(model: GPT) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_model_dir(directory: str | Path, device: str | torch.device = "cpu",
-                   dtype: torch.dtype | None = None) -> tuple[GPT, Tokenizer]:
+def load_model_dir(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> tuple[GPT, Tokenizer]:
     """Build the model described by ``directory`` and load its weights and tokenizer."""
     directory = check_model_dir(directory)
     config = ModelConfig.from_json(directory / CONFIG)

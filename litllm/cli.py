@@ -67,11 +67,16 @@ def tokenizer_main(args: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="litllm tokenizer", description="Train a byte-level BPE tokenizer.")
     sub = parser.add_subparsers(dest="action", required=True)
     train = sub.add_parser("train", help="train on text files and save tokenizer.json")
-    train.add_argument("--files", nargs="+", default=["shakespeare"],
-                       help="text files, directories, globs or a built-in corpus name (default: shakespeare)")
+    train.add_argument(
+        "--files",
+        nargs="+",
+        default=["shakespeare"],
+        help="text files, directories, globs or a built-in corpus name (default: shakespeare)",
+    )
     train.add_argument("--vocab_size", type=int, default=8192)
-    train.add_argument("--special_tokens", nargs="+", default=["<|endoftext|>"],
-                       help="special tokens; the first is end-of-text")
+    train.add_argument(
+        "--special_tokens", nargs="+", default=["<|endoftext|>"], help="special tokens; the first is end-of-text"
+    )
     train.add_argument("--min_frequency", type=int, default=2)
     train.add_argument("--text_field", default="text", help="field with the text in JSON/parquet files")
     train.add_argument("--out", required=True, help="directory (or .json path) to write tokenizer.json to")
@@ -91,25 +96,28 @@ def tokenizer_main(args: list[str]) -> None:
         for path in files:
             yield from sources.read_documents(path, opts.text_field)
 
-    tok = train_bpe(texts=texts(), vocab_size=opts.vocab_size, special_tokens=opts.special_tokens,
-                    min_frequency=opts.min_frequency)
+    tok = train_bpe(
+        texts=texts(), vocab_size=opts.vocab_size, special_tokens=opts.special_tokens, min_frequency=opts.min_frequency
+    )
     path = tok.save(opts.out)
     print(f"Trained a {tok.vocab_size}-token byte-level BPE on {len(files)} file(s); saved {path}")
 
 
 def presets_main(args: list[str]) -> None:
+    import torch
+
     from litllm.config import PRESETS, ModelConfig
     from litllm.model import GPT
-
-    import torch
 
     print(f"{'preset':<14} {'params':>14}  layers  width  heads kv  context  vocab  positions norm      mlp")
     for name in PRESETS:
         config = ModelConfig.from_name(name)
         with torch.device("meta"):
             n = GPT(config).num_parameters()
-        print(f"{name:<14} {n:>14,}  {config.n_layer:>6} {config.n_embd:>6} {config.n_head:>6} {config.n_kv_head:<3}"
-              f"{config.block_size:>7} {config.vocab_size:>6}  {config.position:<9} {config.norm:<9} {config.mlp}")
+        print(
+            f"{name:<14} {n:>14,}  {config.n_layer:>6} {config.n_embd:>6} {config.n_head:>6} {config.n_kv_head:<3}"
+            f"{config.block_size:>7} {config.vocab_size:>6}  {config.position:<9} {config.norm:<9} {config.mlp}"
+        )
 
 
 USAGE = """usage: litllm VERB ...
@@ -126,8 +134,6 @@ verbs:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     verb = args[0] if args else None
-    from litllm.errors import UserError
-
     try:
         if verb in LIGHTNING_VERBS:
             run_lightning(argv)  # None: LightningCLI reads sys.argv itself
@@ -140,11 +146,25 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"litllm: unknown verb {verb!r}\n\n{USAGE}", file=sys.stderr)
             sys.exit(2)
-    except (UserError, FileNotFoundError) as err:
-        if os.environ.get("LITLLM_DEBUG"):
+    except Exception as err:
+        cause = _user_error(err)
+        if cause is None or os.environ.get("LITLLM_DEBUG"):
             raise
-        print(f"litllm: error: {err}", file=sys.stderr)
+        print(f"litllm: error: {cause}", file=sys.stderr)
         sys.exit(1)
+
+
+def _user_error(err: BaseException) -> BaseException | None:
+    """The user-input error behind ``err``, if any (jsonargparse wraps errors raised while instantiating)."""
+    from litllm.errors import UserError
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (UserError, FileNotFoundError)):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -9,8 +9,13 @@ import torch
 from litllm.model import GPT
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Pick the next token id for each row of ``logits`` (B, V)."""
     if temperature <= 0:
         return logits.argmax(dim=-1, keepdim=True)
@@ -29,9 +34,16 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 
 
 @torch.inference_mode()
-def generate_tokens(model: GPT, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                    top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
-                    generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+def generate_tokens(
+    model: GPT,
+    prompt: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_id: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Iterator[torch.Tensor]:
     """Yield new token ids (B, 1) one step at a time after ``prompt`` (B, T).
 
     Recomputes the visible context each step, cropped to the model's block size.
@@ -39,7 +51,7 @@ def generate_tokens(model: GPT, prompt: torch.Tensor, max_new_tokens: int, tempe
     idx = prompt
     finished = torch.zeros(prompt.size(0), dtype=torch.bool, device=prompt.device)
     for _ in range(max_new_tokens):
-        context = idx[:, -model.config.block_size:]
+        context = idx[:, -model.config.block_size :]
         logits = model(context)[:, -1, :]
         nxt = sample_next(logits, temperature, top_k, top_p, generator)
         idx = torch.cat([idx, nxt], dim=1)

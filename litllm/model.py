@@ -135,7 +135,9 @@ class Attention(nn.Module):
         if self.sliding_window is not None and t > self.sliding_window:
             mask = sliding_window_mask(t, self.sliding_window, x.device)
         y = F.scaled_dot_product_attention(
-            q, k, v,
+            q,
+            k,
+            v,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=mask is None,
@@ -175,7 +177,9 @@ def rope_tables(config: ModelConfig, device: torch.device | None = None) -> tupl
     Uses the "rotate half" layout (pairs are (i, i + head_dim/2)), the convention of Hugging Face
     Llama checkpoints, so their weights load without permutation.
     """
-    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2, device=device).float() / config.head_dim))
+    inv_freq = 1.0 / (
+        config.rope_theta ** (torch.arange(0, config.head_dim, 2, device=device).float() / config.head_dim)
+    )
     positions = torch.arange(config.block_size, device=device).float()
     angles = torch.outer(positions, inv_freq)
     angles = torch.cat([angles, angles], dim=-1)

@@ -61,7 +61,8 @@ class LLMDataModule(L.LightningDataModule):
             streaming: Stream a ``datasets`` dataset instead of downloading and caching it
                 (for corpora larger than the disk); the first ``val_documents`` documents become validation.
             val_documents: Number of streamed documents held out for validation.
-            tokenizer: Path to a ``tokenizer.json`` (or a directory holding one). None trains a
+            tokenizer: Path to a ``tokenizer.json`` (or a directory holding one), or a hub repository
+                holding one (``openai-community/gpt2``, fetched once into the cache). None trains a
                 byte-level BPE of ``vocab_size`` on the training data (cached).
             vocab_size: Vocabulary size of a tokenizer trained here.
             block_size: Tokens per training sample (at most the model's context).
@@ -118,9 +119,21 @@ class LLMDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ tokenizer
     def _trained_tokenizer_file(self) -> Path:
-        return self.cache_dir / "tokenizers" / f"bpe{self.vocab_size}-{self._fingerprint(self.train_data)}" / "tokenizer.json"
+        return (
+            self.cache_dir
+            / "tokenizers"
+            / f"bpe{self.vocab_size}-{self._fingerprint(self.train_data)}"
+            / "tokenizer.json"
+        )
+
+    def _hub_tokenizer(self) -> bool:
+        """A tokenizer given as a hub repository name (``openai-community/gpt2``) rather than a local path."""
+        name = self.tokenizer_path
+        return name is not None and not Path(name).exists() and not name.endswith(".json") and name.count("/") <= 1
 
     def _tokenizer_file(self) -> Path:
+        if self._hub_tokenizer():
+            return self.cache_dir / "tokenizers" / "hub" / self.tokenizer_path.replace("/", "--") / "tokenizer.json"
         if self.tokenizer_path is not None:
             path = Path(self.tokenizer_path)
             return path / "tokenizer.json" if path.is_dir() else path
@@ -128,19 +141,33 @@ class LLMDataModule(L.LightningDataModule):
 
     def _ensure_tokenizer(self) -> Tokenizer:
         path = self._tokenizer_file()
+        if not path.is_file() and self._hub_tokenizer():
+            from tokenizers import Tokenizer as HFTokenizer
+
+            try:
+                backend = HFTokenizer.from_pretrained(self.tokenizer_path)
+            except Exception as err:  # offline, unknown repository, no tokenizer.json in it
+                raise FileNotFoundError(
+                    f"tokenizer {self.tokenizer_path!r} is not a local file and could not be fetched from the hub ({err})"
+                ) from None
+            Tokenizer(backend).save(path)
         if not path.is_file():
             if self.tokenizer_path is not None:
                 raise FileNotFoundError(f"tokenizer file not found: {path}")
             rank_zero_info(f"Training a byte-level BPE tokenizer (vocab {self.vocab_size}) on {self.train_data!r}")
             files = sources.resolve_files(self.train_data)
-            if files is not None and all(sources._suffix(p) in sources.TEXT_SUFFIXES for p in files) and not any(
-                p.suffix == ".gz" for p in files
+            if (
+                files is not None
+                and all(sources._suffix(p) in sources.TEXT_SUFFIXES for p in files)
+                and not any(p.suffix == ".gz" for p in files)
             ):
                 for p in files:
                     sources.read_documents(p).__next__()  # clear errors for empty / non-UTF-8 files
                 tok = train_bpe(files, vocab_size=self.vocab_size, special_tokens=[EOT])
             else:
-                docs = self._stream(self.train_data).take(100_000) if self.streaming else self._documents(self.train_data)
+                docs = (
+                    self._stream(self.train_data).take(100_000) if self.streaming else self._documents(self.train_data)
+                )
                 texts = (d if isinstance(d, str) else d[self.text_field] for d in docs)
                 tok = train_bpe(texts=texts, vocab_size=self.vocab_size, special_tokens=[EOT])
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,8 +181,11 @@ class LLMDataModule(L.LightningDataModule):
         return self.cache_dir / "tokens" / f"{self._fingerprint(source)}-{tokenizer.fingerprint()}"
 
     def _build_cache(self, source: str, tokenizer: Tokenizer) -> Path:
+        cache = self._cache_for(source, tokenizer)
+        if (cache / "meta.json").is_file():
+            return cache  # tokenized by an earlier run with the same data and tokenizer
         return build_token_cache(
-            self._cache_for(source, tokenizer),
+            cache,
             self._documents(source),
             tokenizer,
             meta={"source": source, "text_field": self.text_field},
@@ -178,7 +208,9 @@ class LLMDataModule(L.LightningDataModule):
             return
         if self.tokenizer is None:
             self.tokenizer = (
-                Tokenizer.from_file(self._tokenizer_file()) if self._tokenizer_file().is_file() else self._ensure_tokenizer()
+                Tokenizer.from_file(self._tokenizer_file())
+                if self._tokenizer_file().is_file()
+                else self._ensure_tokenizer()
             )
         if self.streaming:
             self._setup_streaming()
@@ -196,20 +228,28 @@ class LLMDataModule(L.LightningDataModule):
                     f"with val_fraction={self.val_fraction}"
                 )
             self.train_dataset = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, split, self.block_size)
-            self.val_dataset = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], split, len(train_tokens), self.block_size)
+            self.val_dataset = TokenBlocks(
+                train_dir / "tokens.bin", meta["dtype"], split, len(train_tokens), self.block_size
+            )
             val_tokens = train_tokens[split:]
         else:
             val_dir = self._cache_for(self.val_data, self.tokenizer)
             val_tokens, val_meta = load_token_cache(val_dir)
-            self.train_dataset = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), self.block_size)
-            self.val_dataset = TokenBlocks(val_dir / "tokens.bin", val_meta["dtype"], 0, len(val_tokens), self.block_size)
+            self.train_dataset = TokenBlocks(
+                train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), self.block_size
+            )
+            self.val_dataset = TokenBlocks(
+                val_dir / "tokens.bin", val_meta["dtype"], 0, len(val_tokens), self.block_size
+            )
         for name, ds in (("training", self.train_dataset), ("validation", self.val_dataset)):
             if len(ds) == 0:
                 raise ValueError(f"the {name} data holds fewer than block_size+1={self.block_size + 1} tokens")
         # Only the tokens the validation blocks cover count for bits per byte.
         covered = np.asarray(val_tokens[: len(self.val_dataset) * self.block_size + 1])
         self.val_bytes_per_token = len(self.tokenizer.decode(covered[1:].tolist()).encode("utf-8")) / (len(covered) - 1)
-        self.unigram_loss = unigram_loss(train_tokens[: len(self.train_dataset) * self.block_size], covered[1:], self.tokenizer.vocab_size)
+        self.unigram_loss = unigram_loss(
+            train_tokens[: len(self.train_dataset) * self.block_size], covered[1:], self.tokenizer.vocab_size
+        )
         self.data_fingerprint = self._fingerprint(self.train_data)
         rank_zero_info(
             f"Data: {len(self.train_dataset):,} training and {len(self.val_dataset):,} validation blocks of "

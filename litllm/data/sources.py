@@ -27,7 +27,6 @@ PARQUET_SUFFIXES = (".parquet",)
 KNOWN_SUFFIXES = TEXT_SUFFIXES + JSON_SUFFIXES + PARQUET_SUFFIXES
 
 
-
 def _suffix(path: Path) -> str:
     """The data suffix, looking through a trailing .gz."""
     suffixes = path.suffixes

@@ -62,6 +62,8 @@ class LLMModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = self._resolve_config(arch, arch_overrides, checkpoint)
+        if vocab_size is not None:
+            self.config.vocab_size = vocab_size
         self.model: GPT | None = None
         self.tokenizer: Tokenizer | None = None
         self.val_loss = MeanMetric()
@@ -96,7 +98,9 @@ class LLMModule(L.LightningModule):
                 f"vocab_size={wanted} is smaller than the tokenizer's vocabulary ({self.tokenizer.vocab_size} tokens)"
             )
         if wanted != self.config.vocab_size:
-            rank_zero_info(f"Model vocabulary set to {wanted} to match the tokenizer (preset had {self.config.vocab_size})")
+            rank_zero_info(
+                f"Model vocabulary set to {wanted} to match the tokenizer (preset had {self.config.vocab_size})"
+            )
             self.config.vocab_size = wanted
 
     def setup(self, stage: str) -> None:
@@ -220,12 +224,12 @@ class LLMModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("litllm", {})
-        if self.tokenizer is not None and saved.get("tokenizer"):
-            if saved["tokenizer"] != self.tokenizer.backend.to_str():
-                raise CheckpointError(
-                    "the checkpoint was trained with a different tokenizer than the one this run uses "
-                    f"(run: {self.tokenizer.fingerprint()}); point data.tokenizer at the checkpoint's tokenizer"
-                )
+        saved_tokenizer = saved.get("tokenizer")
+        if self.tokenizer is not None and saved_tokenizer and saved_tokenizer != self.tokenizer.backend.to_str():
+            raise CheckpointError(
+                "the checkpoint was trained with a different tokenizer than the one this run uses "
+                f"(run: {self.tokenizer.fingerprint()}); point data.tokenizer at the checkpoint's tokenizer"
+            )
         if self.model is None:
             return
         own = self.state_dict()

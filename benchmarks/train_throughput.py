@@ -1,0 +1,189 @@
+"""Training throughput: litllm (LightningModule + Trainer) against a plain PyTorch loop of the same model.
+
+Both sides train the same GPT on the same Shakespeare blocks with the same AdamW, schedule and
+gradient clipping. Runs alternate (plain, litllm, plain, litllm, ...) in one process so machine drift
+hits both alike; the table reports the median tokens/s of each and their ratio.
+
+    python benchmarks/train_throughput.py                 # tiny and ~10M shapes, fp32 and bf16-mixed
+    python benchmarks/train_throughput.py --quick         # fewer steps, for a smoke test
+
+Writes benchmarks/results/train_throughput.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from litllm.data import LLMDataModule
+from litllm.modules import PretrainModule
+from litllm.modules.base import warmup_cosine
+from litllm.modules.pretrain import next_token_loss
+
+RESULTS = Path(__file__).parent / "results"
+
+SHAPES = {
+    # nanoGPT's CPU "baby GPT": 4 layers, 4 heads, 128 wide, context 64, batch 12
+    "tiny (0.9M)": dict(
+        arch="tiny-gpt2", overrides=dict(n_layer=4, n_head=4, n_embd=128, block_size=64), batch=12, vocab=2048
+    ),
+    # gpt-10m: 6 layers x 384, context 256, batch 8, 8k vocabulary
+    "gpt-10m (13.9M)": dict(arch="gpt-10m", overrides={}, batch=8, vocab=8192),
+}
+
+
+class StepTimer(L.Callback):
+    """Wall time of training steps after ``warmup`` steps (the first steps pay one-off costs)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.warmup and self.start is None:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.start is not None:
+            self.steps += 1
+            self.end = time.perf_counter()
+
+
+def make_data(shape: dict, cache: Path) -> LLMDataModule:
+    block = shape["overrides"].get("block_size", 256)
+    dm = LLMDataModule(vocab_size=shape["vocab"], block_size=block, batch_size=shape["batch"], cache_dir=str(cache))
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def plain_pytorch(shape: dict, dm: LLMDataModule, precision: str, steps: int, warmup: int) -> float:
+    """The reference: the loop a person would write by hand around the same model."""
+    torch.manual_seed(0)
+    module = PretrainModule(arch=shape["arch"], arch_overrides=shape["overrides"], vocab_size=shape["vocab"])
+    module.configure_model()
+    model = module.model.train()
+    optimizer = torch.optim.AdamW(module.parameter_groups(), lr=3e-4, betas=(0.9, 0.95), foreach=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(10, steps + warmup, 0.1))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
+    loader = DataLoader(dm.train_dataset, batch_size=dm.batch_size, shuffle=True, drop_last=True)
+    batches = iter(loader)
+    start, tokens = None, 0
+    for step in range(steps + warmup):
+        if step == warmup:
+            start = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            batch = next(batches)
+        with autocast:
+            loss = next_token_loss(model(batch["input_ids"]), batch["labels"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        loss.item()  # what printing/logging the loss costs in a hand-written loop
+        if step >= warmup:
+            tokens += batch["input_ids"].numel()
+    return tokens / (time.perf_counter() - start)
+
+
+def litllm_trainer(shape: dict, dm: LLMDataModule, precision: str, steps: int, warmup: int, root: Path) -> float:
+    """litllm as a user runs it: the pretraining module, the Trainer, CSV logging and litllm's callbacks."""
+    torch.manual_seed(0)
+    module = PretrainModule(
+        arch=shape["arch"],
+        arch_overrides=shape["overrides"],
+        vocab_size=shape["vocab"],
+        warmup_steps=10,
+        max_steps=steps + warmup,
+    )
+    timer = StepTimer(warmup)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision=precision,
+        max_steps=steps + warmup,
+        gradient_clip_val=1.0,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=L.pytorch.loggers.CSVLogger(root, name="bench"),
+        log_every_n_steps=10,
+        callbacks=[timer],
+        default_root_dir=str(root),
+    )
+    trainer.fit(module, datamodule=dm)
+    return timer.steps * dm.batch_size * dm.block_size / (timer.end - timer.start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer steps and one repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(torch.get_num_threads())
+    repeats = 1 if args.quick else args.repeats
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, shape in SHAPES.items():
+            dm = make_data(shape, tmp / "cache")
+            steps = (15 if args.quick else 60) if "tiny" in name else (4 if args.quick else 12)
+            warmup = 5 if "tiny" in name else 2
+            for precision in ("32-true", "bf16-mixed"):
+                plain, ours = [], []
+                for r in range(repeats):  # alternate so drift affects both sides alike
+                    plain.append(plain_pytorch(shape, dm, precision, steps, warmup))
+                    ours.append(litllm_trainer(shape, dm, precision, steps, warmup, tmp / f"run{r}"))
+                row = {
+                    "shape": name,
+                    "precision": precision,
+                    "steps": steps,
+                    "repeats": repeats,
+                    "plain_tokens_per_s": statistics.median(plain),
+                    "litllm_tokens_per_s": statistics.median(ours),
+                    "paired_ratios": [o / p for o, p in zip(ours, plain)],
+                }
+                row["ratio"] = row["litllm_tokens_per_s"] / row["plain_tokens_per_s"]
+                results.append(row)
+                print(
+                    f"{name:<16} {precision:<10} plain {row['plain_tokens_per_s']:>8.0f} tok/s   "
+                    f"litllm {row['litllm_tokens_per_s']:>8.0f} tok/s   ratio {row['ratio']:.3f}",
+                    flush=True,
+                )
+    RESULTS.mkdir(exist_ok=True)
+    meta = {"torch": torch.__version__, "lightning": L.__version__, "threads": torch.get_num_threads()}
+    (RESULTS / "train_throughput.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    lines = [
+        "| shape | precision | plain PyTorch tok/s | litllm tok/s | litllm / plain |",
+        "| --- | --- | ---: | ---: | ---: |",
+        *(
+            f"| {r['shape']} | {r['precision']} | {r['plain_tokens_per_s']:,.0f} | {r['litllm_tokens_per_s']:,.0f} | "
+            f"{r['ratio']:.2f} |"
+            for r in results
+        ),
+        "",
+        f"torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} threads; "
+        f"median of {repeats} alternating runs.",
+    ]
+    (RESULTS / "train_throughput.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+import math
+
+import lightning as L
+import pytest
+import torch
+
+from litllm.data import LLMDataModule
+from litllm.errors import ConfigError
+from litllm.modules import PretrainModule
+from litllm.modules.base import warmup_cosine
+
+
+def test_schedule_warms_up_linearly_then_decays_to_minimum():
+    f = warmup_cosine(warmup_steps=10, total_steps=110, min_ratio=0.1)
+    assert f(0) == pytest.approx(0.1)
+    assert f(4) == pytest.approx(0.5)
+    assert f(9) == pytest.approx(1.0)  # end of warmup: the peak
+    assert f(10) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.1 + 0.9 * 0.5)  # halfway through the cosine
+    assert f(110) == pytest.approx(0.1)  # the end
+    assert f(500) == pytest.approx(0.1)
+    values = [f(s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_weight_decay_skips_biases_norms_and_embeddings():
+    module = PretrainModule(arch="tiny-gpt2", arch_overrides={"tie_embeddings": False})
+    module.configure_model()
+    decay, no_decay = module.parameter_groups()
+    names = {id(p): n for n, p in module.model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    skipped = {names[id(p)] for p in no_decay["params"]}
+    assert "lm_head.weight" in decayed and "blocks.0.attn.qkv.weight" in decayed
+    assert {"wte.weight", "wpe.weight", "norm.weight", "norm.bias", "blocks.0.attn.qkv.bias"} <= skipped
+    assert not any("norm" in n or n.endswith("bias") for n in decayed)
+    assert len(decayed) + len(skipped) == len(names)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+
+
+def test_optimizer_uses_schedule_and_foreach_on_cpu():
+    module = PretrainModule(arch="tiny-gpt2", learning_rate=1e-3, warmup_steps=4, max_steps=20)
+    module.configure_model()
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert optimizer.defaults["foreach"] and not optimizer.defaults["fused"]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 4)
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def tiny_trainer(tmp_path, **kwargs):
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        default_root_dir=str(tmp_path),
+    )
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+def test_vocabulary_follows_the_tokenizer(tmp_path):
+    dm = LLMDataModule(cache_dir=str(tmp_path / "c"), vocab_size=300, block_size=32, batch_size=2)
+    module = PretrainModule(arch="tiny-gpt2")
+    tiny_trainer(tmp_path).fit(module, dm)
+    assert module.config.vocab_size == 300 and module.model.wte.num_embeddings == 300
+    assert (tmp_path / "final" / "model.safetensors").is_file()
+
+
+def test_data_block_longer_than_context_is_refused(tmp_path):
+    dm = LLMDataModule(cache_dir=str(tmp_path / "c"), vocab_size=300, block_size=128)
+    with pytest.raises(ConfigError, match="data.block_size=128 is larger than the model's context"):
+        tiny_trainer(tmp_path).fit(PretrainModule(arch="tiny-gpt2"), dm)
+
+
+def test_vocab_smaller_than_tokenizer_is_refused(tmp_path):
+    dm = LLMDataModule(cache_dir=str(tmp_path / "c"), vocab_size=300, block_size=32)
+    with pytest.raises(ConfigError, match="smaller than the tokenizer"):
+        tiny_trainer(tmp_path).fit(PretrainModule(arch="tiny-gpt2", vocab_size=200), dm)
+
+
+def test_loss_at_initialisation_is_near_uniform(tmp_path):
+    dm = LLMDataModule(cache_dir=str(tmp_path / "c"), vocab_size=300, block_size=32, batch_size=8)
+    dm.prepare_data()
+    dm.setup()
+    module = PretrainModule(arch="tiny-llama", vocab_size=300)
+    module.configure_model()
+    batch = next(iter(dm.val_dataloader()))
+    from litllm.modules.pretrain import next_token_loss
+
+    loss = next_token_loss(module(batch["input_ids"]), batch["labels"])
+    assert loss.item() == pytest.approx(math.log(300), abs=0.15)
+
+
+def test_labels_of_minus_100_are_ignored():
+    from litllm.modules.pretrain import next_token_loss
+
+    logits = torch.randn(1, 4, 10)
+    labels = torch.tensor([[1, 2, -100, -100]])
+    expected = torch.nn.functional.cross_entropy(logits[0, :2], labels[0, :2])
+    torch.testing.assert_close(next_token_loss(logits, labels), expected)
