@@ -162,7 +162,9 @@ class LossCurve(Callback):
         if trainer.global_step % trainer.log_every_n_steps == 0 and "train/loss" in trainer.callback_metrics:
             self.train.append((trainer.global_step, float(trainer.callback_metrics["train/loss"])))
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # on_validation_end, not on_validation_epoch_end: callbacks' epoch-end hooks run before the
+        # module's, so there the metrics would still hold the previous validation.
         if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
             return
         self.val.append((trainer.global_step, float(trainer.callback_metrics["val/loss"])))

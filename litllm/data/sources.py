@@ -42,6 +42,8 @@ def resolve_files(source: str) -> list[Path] | None:
     path = Path(source).expanduser()
     if path.is_file():
         return [path]
+    if path.is_dir() and is_saved_dataset(path):
+        return None  # a `datasets` dataset written with save_to_disk: load_hub_dataset reads it
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) in KNOWN_SUFFIXES)
         if not files:
@@ -154,10 +156,22 @@ def files_fingerprint(files: list[Path], extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
+def is_saved_dataset(path: Path) -> bool:
+    """True for a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``."""
+    return (path / "state.json").is_file() or (path / "dataset_dict.json").is_file()
+
+
 def load_hub_dataset(name: str, config: str | None, split: str, streaming: bool):
-    """Load a dataset by hub name (or local dataset script/folder) through ``datasets``."""
+    """Load a dataset by hub name, or from a local ``save_to_disk`` folder, through ``datasets``."""
     import datasets
 
+    if Path(name).is_dir() and is_saved_dataset(Path(name)):
+        dataset = datasets.load_from_disk(name)
+        if isinstance(dataset, datasets.DatasetDict):
+            if split not in dataset:
+                raise DataError(f"{name}: no split {split!r} (splits: {list(dataset)})")
+            dataset = dataset[split]
+        return dataset.to_iterable_dataset() if streaming else dataset
     try:
         return datasets.load_dataset(name, config, split=split, streaming=streaming)
     except FileNotFoundError as err:

@@ -18,7 +18,8 @@ class PretrainModule(LLMModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = next_token_loss(self.model(batch["input_ids"]), batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        if self.is_logging_step():
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -146,3 +146,33 @@ def test_streaming_packs_blocks_and_holds_out_validation(tmp_path, small_tokeniz
     assert small_tokenizer.decode(val["input_ids"][0].tolist()).startswith("row 0 ")
     assert small_tokenizer.decode(train["input_ids"][0].tolist()).startswith("row 50 ")
     assert dm.val_bytes_per_token > 1
+
+
+def test_local_saved_dataset_is_read_with_datasets(tmp_path, small_tokenizer):
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(_rows(200))}).save_to_disk(str(tmp_path / "saved"))
+    dm = ready(
+        train_data=str(tmp_path / "saved"),
+        tokenizer=str(small_tokenizer.path),
+        cache_dir=str(tmp_path / "c"),
+        block_size=16,
+    )
+    assert small_tokenizer.decode(dm.train_dataset.tokens[:12].tolist()).startswith("row 0 of a")
+    streamed = ready(
+        train_data=str(tmp_path / "saved"),
+        streaming=True,
+        val_documents=10,
+        tokenizer=str(small_tokenizer.path),
+        cache_dir=str(tmp_path / "c"),
+        block_size=16,
+        batch_size=1,
+    )
+    first = next(iter(streamed.train_dataloader()))
+    assert small_tokenizer.decode(first["input_ids"][0].tolist()).startswith("row 10 ")
+
+
+def test_hub_tokenizer_offline_fails_with_its_name(tmp_path):
+    dm = LLMDataModule(tokenizer="someone/missing-tokenizer", cache_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="someone/missing-tokenizer"):
+        dm.prepare_data()

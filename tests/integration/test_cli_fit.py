@@ -230,3 +230,36 @@ def test_console_script_runs():
         [sys.executable, "-m", "litllm.cli", "fit", "--help"], capture_output=True, text=True, check=True
     )
     assert "--model.help" in out.stdout or "--model" in out.stdout
+
+
+def test_tokenizer_train_verb(tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(f'{{"text": "line {i} of a small corpus"}}\n' for i in range(100)))
+    main(
+        [
+            "tokenizer",
+            "train",
+            "--files",
+            str(corpus),
+            "shakespeare",
+            "--vocab_size",
+            "400",
+            "--out",
+            str(tmp_path / "tok"),
+        ]
+    )
+    from litllm.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_file(tmp_path / "tok")
+    assert tok.vocab_size == 400 and tok.eot_token == "<|endoftext|>"
+    assert "saved" in capsys.readouterr().out
+
+
+def test_validate_verb_reports_loss_of_a_checkpoint(tmp_path):
+    root, cache = tmp_path / "run", tmp_path / "cache"
+    main(tiny_fit_args(root, cache, 10))
+    args = tiny_fit_args(root, cache, 10)
+    args[0] = "validate"
+    main([*args, "--ckpt_path", str(root / "checkpoints" / "last.ckpt")])
+    rows = read_metrics(root)
+    assert len(column(rows, "val/loss")) >= 2  # the fit's validation and the validate run's

@@ -105,3 +105,17 @@ def test_labels_of_minus_100_are_ignored():
     labels = torch.tensor([[1, 2, -100, -100]])
     expected = torch.nn.functional.cross_entropy(logits[0, :2], labels[0, :2])
     torch.testing.assert_close(next_token_loss(logits, labels), expected)
+
+
+def test_checkpoint_from_another_tokenizer_is_refused(small_tokenizer, shakespeare_path):
+    from litllm.errors import CheckpointError
+    from litllm.tokenizer import train_bpe
+
+    module = PretrainModule(arch="tiny-gpt2")
+    module.tokenizer = small_tokenizer
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    module.on_load_checkpoint(checkpoint)  # same tokenizer: fine
+    module.tokenizer = train_bpe([shakespeare_path], vocab_size=400)
+    with pytest.raises(CheckpointError, match="different tokenizer"):
+        module.on_load_checkpoint(checkpoint)
