@@ -6,6 +6,10 @@
 GPT-2 and Llama-3/Mistral-style models are the same code with different ``ModelConfig`` flags.
 Attention goes through ``F.scaled_dot_product_attention`` so PyTorch picks the fastest kernel
 (flash on GPU and CPU) for us.
+
+For generation, ``forward(idx, cache=KVCache(...))`` runs incrementally: the keys and values of
+earlier tokens are kept per layer, so each step only computes the new token(s). Training calls
+``forward(idx)`` and never touches the cache code.
 """
 
 from __future__ import annotations
@@ -66,19 +70,36 @@ class GPT(nn.Module):
         self.rope_cos, self.rope_sin = cos, sin
 
     # ------------------------------------------------------------------ forward
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Map token ids ``(B, T)`` to next-token logits ``(B, T, vocab_size)``."""
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Map token ids ``(B, T)`` to next-token logits ``(B, T, vocab_size)``.
+
+        With a ``cache``, ``idx`` holds the tokens that follow the ones already in the cache (the
+        whole prompt at the first call, then one token per step); their keys and values are added
+        to the cache and its position advances by ``T``.
+        """
         _, t = idx.shape
-        if t > self.config.block_size:
-            raise ValueError(f"sequence length {t} exceeds the model's block_size {self.config.block_size}")
+        start = 0 if cache is None else cache.pos
+        if start + t > self.config.block_size:
+            raise ValueError(f"sequence length {start + t} exceeds the model's block_size {self.config.block_size}")
         x = self.wte(idx)
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(t, device=idx.device))
-        rope = (self.rope_cos[:t], self.rope_sin[:t]) if self.config.position == "rope" else None
+            x = x + self.wpe(torch.arange(start, start + t, device=idx.device))
+        rope = None
+        if self.config.position == "rope":
+            rope = (self.rope_cos[start : start + t], self.rope_sin[start : start + t])
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x, rope)
+        if cache is None:
+            for block in self.blocks:
+                x = block(x, rope)
+        else:
+            for i, block in enumerate(self.blocks):
+                x = block(x, rope, cache.layer(i))
+            cache.pos += t
         return self.lm_head(self.norm(x))
+
+    def make_cache(self, max_len: int | None = None) -> KVCache:
+        """An empty key/value cache for up to ``max_len`` positions (default: the block size)."""
+        return KVCache(self.config, max_len or self.config.block_size)
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Unique parameters (a tied head counts once); optionally without the embedding tables."""
@@ -96,8 +117,10 @@ class Block(nn.Module):
         self.norm_2 = make_norm(config, config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = x + self.attn(self.norm_1(x), rope)
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm_1(x), rope, cache)
         return x + self.mlp(self.norm_2(x))
 
 
@@ -118,7 +141,9 @@ class Attention(nn.Module):
         self.dropout = config.dropout
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache | None = None
+    ) -> torch.Tensor:
         b, t, _ = x.shape
         q, k, v = self.qkv(x).split(
             [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], dim=-1
@@ -131,6 +156,8 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            return self._forward_cached(q, k, v, cache)
         mask = None
         if self.sliding_window is not None and t > self.sliding_window:
             mask = sliding_window_mask(t, self.sliding_window, x.device)
@@ -145,6 +172,27 @@ class Attention(nn.Module):
         )
         y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
         return self.resid_drop(self.proj(y))
+
+    def _forward_cached(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: LayerCache) -> torch.Tensor:
+        """Attention of the new queries over the cached keys/values plus the new ones."""
+        b, _, t, _ = q.shape
+        start = cache.pos
+        keys, values = cache.update(k, v)  # (B, n_kv_head, start + t, head_dim): only the KV heads are kept
+        end = start + t
+        # The oldest key any new query may see; with a window, older ones are sliced off instead of masked.
+        first = 0 if self.sliding_window is None else max(0, start - self.sliding_window + 1)
+        keys, values = keys[:, :, first:end], values[:, :, first:end]
+        mask = None
+        if t > 1:
+            # Query i sits at absolute position start + i; key j at first + j.
+            qpos = torch.arange(start, end, device=q.device)[:, None]
+            kpos = torch.arange(first, end, device=q.device)[None, :]
+            mask = kpos <= qpos
+            if self.sliding_window is not None:
+                mask = mask & (kpos > qpos - self.sliding_window)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=self.n_kv_head != self.n_head)
+        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
+        return self.proj(y)
 
 
 class MLP(nn.Module):
@@ -198,3 +246,51 @@ def sliding_window_mask(t: int, window: int, device: torch.device) -> torch.Tens
     i = torch.arange(t, device=device)[:, None]
     j = torch.arange(t, device=device)[None, :]
     return (j <= i) & (j > i - window)
+
+
+class LayerCache:
+    """Keys and values of one layer for positions ``[0, pos)``, in buffers of ``max_len`` positions.
+
+    The buffers are allocated at the first write, with the dtype and device of the keys: under
+    autocast they are bf16 even when the weights are fp32.
+    """
+
+    def __init__(self, owner: KVCache) -> None:
+        self.owner = owner
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def pos(self) -> int:
+        return self.owner.pos
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new ``k``, ``v`` (B, n_kv_head, T, head_dim) after the cached ones; return all of them."""
+        start, end = self.pos, self.pos + k.size(2)
+        if end > self.owner.max_len:
+            raise ValueError(f"KV cache of {self.owner.max_len} positions is full (needs {end})")
+        if self.k is None or self.k.shape[0] != k.shape[0] or self.k.dtype != k.dtype:
+            shape = (k.shape[0], k.shape[1], self.owner.max_len, k.shape[3])
+            self.k = torch.empty(shape, dtype=k.dtype, device=k.device)
+            self.v = torch.empty(shape, dtype=v.dtype, device=v.device)
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class KVCache:
+    """The key/value cache of a whole model: one ``LayerCache`` per block and a shared position."""
+
+    def __init__(self, config: ModelConfig, max_len: int) -> None:
+        if max_len > config.block_size:
+            raise ValueError(f"cache length {max_len} exceeds the model's block_size {config.block_size}")
+        self.max_len = max_len
+        self.pos = 0
+        self.layers = [LayerCache(self) for _ in range(config.n_layer)]
+
+    def layer(self, i: int) -> LayerCache:
+        return self.layers[i]
+
+    def reset(self) -> None:
+        """Forget every cached position (the buffers are kept for reuse)."""
+        self.pos = 0
