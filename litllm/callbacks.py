@@ -128,7 +128,9 @@ class SampleGeneration(Callback):
         from litllm.generate import generate
 
         model = pl_module.backbone
-        ids = tokenizer.encode(self.prompt) if self.prompt else [tokenizer.eot_id]
+        template = getattr(pl_module, "template", None)
+        text = template.prompt([{"role": "user", "content": self.prompt}]) if template is not None else self.prompt
+        ids = tokenizer.encode(text) if text else [tokenizer.eot_id]
         prompt = torch.tensor([ids], dtype=torch.long, device=pl_module.device)
         generator = torch.Generator(device=pl_module.device).manual_seed(1234)
         was_training = model.training
@@ -219,11 +221,34 @@ class ModelExport(Callback):
                 pl_module.config.to_json(Path(cb.dirpath) / "config.json")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        state = full_state_dict(pl_module.backbone)  # collective under FSDP: every rank takes part
+        out = Path(self.dirpath or Path(trainer.default_root_dir) / "final")
+        tokenizer = getattr(pl_module, "tokenizer", None)
+        peft_model = getattr(pl_module, "peft_model", None)
+        if peft_model is not None:
+            if trainer.is_global_zero:
+                self._export_adapter(pl_module, peft_model, out, tokenizer)
+        else:
+            state = full_state_dict(pl_module.backbone)  # collective under FSDP: every rank takes part
+            if trainer.is_global_zero:
+                save_model_dir(out, pl_module.backbone, tokenizer, state_dict=state)
         if trainer.is_global_zero:
-            out = Path(self.dirpath or Path(trainer.default_root_dir) / "final")
-            save_model_dir(out, pl_module.backbone, getattr(pl_module, "tokenizer", None), state_dict=state)
+            template = getattr(pl_module, "template", None)
+            if template is not None:
+                from litllm.data.templates import save_template
+
+                save_template(template, out)
             pl_module.print(f"Model directory written to {out}")
+
+    @staticmethod
+    def _export_adapter(pl_module: L.LightningModule, peft_model, out: Path, tokenizer) -> None:
+        """LoRA/QLoRA: the PEFT adapter directory beside a merged full-precision model directory."""
+        from litllm.adapters import merge_lora, save_adapter
+
+        adapter_dir = save_adapter(peft_model, out.parent / "adapter")
+        base = pl_module.base_model() if pl_module.hparams.checkpoint else None
+        merged = merge_lora(peft_model, base=base)
+        save_model_dir(out, merged, tokenizer)
+        pl_module.print(f"Adapter written to {adapter_dir}")
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -21,6 +21,8 @@ def _cli_class():
     from lightning.pytorch.cli import LightningCLI
 
     class LitLLMCLI(LightningCLI):
+        subcommand_mode = True
+
         """LightningCLI that keeps every output of a run under ``trainer.default_root_dir``.
 
         Unless the recipe says otherwise: CSV logs go to ``<root>/logs`` and ``ModelCheckpoint``
@@ -28,8 +30,22 @@ def _cli_class():
         finds the previous run's checkpoint and one flag moves a whole run.
         """
 
+        def add_arguments_to_parser(self, parser) -> None:
+            if not self.subcommand_mode:  # `litllm finetune`: no subcommand parser supplies --ckpt_path
+                parser.add_argument(
+                    "--ckpt_path", type=str | None, default=None, help="checkpoint to resume from: a path, or 'last'"
+                )
+
         def before_instantiate_classes(self) -> None:
             cfg = self.config[self.subcommand] if self.subcommand else self.config
+            # Finetuning data must be tokenized with the starting model's tokenizer.
+            model_args, data_args = cfg.model.get("init_args", {}), cfg.data.get("init_args", {})
+            if (
+                data_args.get("mode", "text") != "text"
+                and data_args.get("tokenizer") is None
+                and model_args.get("checkpoint")
+            ):
+                data_args["tokenizer"] = model_args["checkpoint"]
             trainer = cfg.trainer
             root = trainer.default_root_dir or "out"
             trainer.default_root_dir = root
@@ -46,12 +62,32 @@ def _cli_class():
     return LitLLMCLI
 
 
-def run_lightning(args: list[str] | None = None):
+FINETUNE_METHODS = ("full", "lora", "qlora")
+
+
+def finetune_main(args: list[str]) -> None:
+    """``litllm finetune full|lora|qlora --config X.yaml [--key value ...]``: a LightningCLI run of the recipe
+    with ``model.method`` set by the verb, then ``trainer.fit``."""
+    if not args or args[0] not in FINETUNE_METHODS:
+        print(
+            f"usage: litllm finetune {{{'|'.join(FINETUNE_METHODS)}}} --config RECIPE.yaml [--key value ...]",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    method, rest = args[0], list(args[1:])
+    rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
+    cli = run_lightning(rest, run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+
+
+def run_lightning(args: list[str] | None = None, run: bool = True):
     """Run a LightningCLI subcommand with litllm's defaults; ``args`` None reads ``sys.argv``."""
     from litllm.data import LLMDataModule
     from litllm.modules import LLMModule
 
-    return _cli_class()(
+    cls = _cli_class()
+    cls.subcommand_mode = run
+    return cls(
         LLMModule,
         LLMDataModule,
         subclass_mode_model=True,
@@ -60,6 +96,7 @@ def run_lightning(args: list[str] | None = None):
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"default_env": False},
         args=args,
+        run=run,
     )
 
 
@@ -124,6 +161,7 @@ USAGE = """usage: litllm VERB ...
 
 verbs:
   fit | validate | test     train or evaluate a recipe (LightningCLI): litllm fit --config recipes/pretrain_shakespeare.yaml
+  finetune full|lora|qlora  instruction-tune a model directory: litllm finetune lora --config recipes/sft_lora_tiny.yaml
   tokenizer train           train a byte-level BPE tokenizer on text files
   presets                   list the model presets with their parameter counts
 
@@ -137,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if verb in LIGHTNING_VERBS:
             run_lightning(argv)  # None: LightningCLI reads sys.argv itself
+        elif verb == "finetune":
+            finetune_main(args[1:])
         elif verb == "tokenizer":
             tokenizer_main(args[1:])
         elif verb == "presets":

@@ -19,6 +19,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from litllm.data import sources
+from litllm.data.instruct import RecordFields, Report, SFTDataset, build_examples, pack, pad_collate, read_records
+from litllm.data.templates import Template, get_template
 from litllm.data.text import (
     StreamingTokenBlocks,
     TokenBlocks,
@@ -26,13 +28,14 @@ from litllm.data.text import (
     load_token_cache,
     unigram_loss,
 )
+from litllm.errors import ConfigError, DataError
 from litllm.tokenizer import EOT, Tokenizer, train_bpe
 
 
 class LLMDataModule(L.LightningDataModule):
     def __init__(
         self,
-        mode: Literal["text"] = "text",
+        mode: Literal["text", "sft"] = "text",
         train_data: str = "shakespeare",
         val_data: str | None = None,
         val_fraction: float = 0.1,
@@ -47,6 +50,16 @@ class LLMDataModule(L.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         cache_dir: str = ".cache/litllm",
+        template: str = "alpaca",
+        instruction_field: str = "instruction",
+        input_field: str = "input",
+        output_field: str = "output",
+        messages_field: str = "messages",
+        max_length: int | None = None,
+        train_on_prompt: bool = False,
+        packing: bool = False,
+        on_bad_record: Literal["skip", "error"] = "skip",
+        split_seed: int = 42,
     ) -> None:
         """
         Args:
@@ -69,6 +82,17 @@ class LLMDataModule(L.LightningDataModule):
             batch_size: Samples per batch on each process.
             num_workers: DataLoader worker processes.
             cache_dir: Where tokenizers and token caches are kept between runs.
+            template: (sft) Prompt template by name: ``alpaca`` or ``chatml``; saved with the finetuned model.
+            instruction_field: (sft) Record field with the instruction (Alpaca style).
+            input_field: (sft) Record field with the optional input (Alpaca style).
+            output_field: (sft) Record field with the response (Alpaca style).
+            messages_field: (sft) Record field with a list of ``{role, content}`` messages (chat style).
+            max_length: (sft) Longest example in tokens; longer ones are truncated and counted. None: ``block_size``.
+            train_on_prompt: (sft) Put the loss on the prompt tokens too, not only on the responses.
+            packing: (sft) Concatenate short examples into rows of up to ``max_length`` tokens.
+            on_bad_record: (sft) ``skip`` records that cannot be used (counted, first file:line reported)
+                or stop with an ``error`` at the first.
+            split_seed: (sft) Seed of the deterministic shuffle that picks the validation records.
         """
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -80,6 +104,13 @@ class LLMDataModule(L.LightningDataModule):
         self.tokenizer_path, self.vocab_size = tokenizer, vocab_size
         self.block_size, self.batch_size, self.num_workers = block_size, batch_size, num_workers
         self.cache_dir = Path(cache_dir)
+        self.template_name = template
+        self.fields = RecordFields(instruction_field, input_field, output_field, messages_field)
+        self.max_length = max_length or block_size
+        self.train_on_prompt, self.packing = train_on_prompt, packing
+        self.on_bad_record, self.split_seed = on_bad_record, split_seed
+        self.template: Template | None = None
+        self.collate_fn = None
         self.tokenizer: Tokenizer | None = None
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
@@ -195,6 +226,14 @@ class LLMDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ Lightning hooks
     def prepare_data(self) -> None:
         """Once per node: train the tokenizer if needed and tokenize into the cache."""
+        if self.mode != "text":
+            if self.tokenizer_path is None:
+                raise ConfigError(
+                    f"data.mode={self.mode} needs the model's tokenizer: set data.tokenizer "
+                    "(litllm finetune fills it in from model.checkpoint)"
+                )
+            self._ensure_tokenizer()
+            return
         tokenizer = self._ensure_tokenizer()
         if self.streaming:
             return
@@ -212,6 +251,9 @@ class LLMDataModule(L.LightningDataModule):
                 if self._tokenizer_file().is_file()
                 else self._ensure_tokenizer()
             )
+        if self.mode == "sft":
+            self._setup_sft()
+            return
         if self.streaming:
             self._setup_streaming()
             return
@@ -274,6 +316,47 @@ class LLMDataModule(L.LightningDataModule):
         self.val_bytes_per_token = sum(len(d.encode("utf-8")) for d in docs) / n_tokens if n_tokens else None
         self.data_fingerprint = self._fingerprint(self.train_data)
 
+    def _setup_sft(self) -> None:
+        """Read records, hold some out, encode them with the template, optionally pack."""
+        self.template = get_template(self.template_name)
+        missing = [t for t in self.template.special_tokens if self.tokenizer.backend.token_to_id(t) is None]
+        if missing:
+            # The chat markers must be single tokens; the model's embedding table grows to match.
+            self.tokenizer.backend.add_special_tokens(missing)
+            rank_zero_info(f"Added {missing} to the tokenizer for the {self.template.name} template")
+        train_records = list(read_records(self.train_data, self.dataset_config, self.dataset_split))
+        if self.val_data is None:
+            order = np.random.default_rng(self.split_seed).permutation(len(train_records))
+            n_val = max(1, int(len(train_records) * self.val_fraction))
+            val_records = [train_records[i] for i in sorted(order[:n_val])]
+            train_records = [train_records[i] for i in sorted(order[n_val:])]
+        else:
+            val_records = list(read_records(self.val_data, self.dataset_config, self.dataset_split))
+        datasets = []
+        for name, records in (("training", train_records), ("validation", val_records)):
+            report = Report()
+            examples = build_examples(
+                iter(records),
+                self.fields,
+                self.template,
+                self.tokenizer,
+                self.max_length,
+                self.train_on_prompt,
+                self.on_bad_record,
+                report,
+            )
+            rank_zero_info(report.summary(f"SFT {name} data"))
+            if not examples:
+                raise DataError(
+                    f"no usable {name} records in {self.train_data if name == 'training' else self.val_data}"
+                )
+            if self.packing:
+                examples = pack(examples, self.max_length)
+            datasets.append(SFTDataset(examples))
+        self.train_dataset, self.val_dataset = datasets
+        self.collate_fn = pad_collate(self.tokenizer.eot_id)
+        self.data_fingerprint = self._fingerprint(self.train_data)
+
     def train_dataloader(self) -> DataLoader:
         shuffle = not self.streaming
         return self._loader(self.train_dataset, shuffle=shuffle, drop_last=True)
@@ -295,6 +378,7 @@ class LLMDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
+            collate_fn=self.collate_fn,
         )
 
     # ------------------------------------------------------------------ helpers

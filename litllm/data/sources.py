@@ -18,6 +18,8 @@ from litllm.errors import DataError
 
 BUILTIN_CORPORA = {
     "shakespeare": Path(__file__).parent / "corpora" / "tinyshakespeare.txt",
+    "instructions": Path(__file__).parent / "corpora" / "instruction-data.json",
+    "preferences": Path(__file__).parent / "corpora" / "preference-data.json",
 }
 """Corpora shipped inside the package; use the key as a data source name."""
 

@@ -40,6 +40,12 @@ class LLMModule(L.LightningModule):
         eps: float = 1e-8,
         optimizer_impl: Literal["auto", "fused", "foreach", "for-loop"] = "auto",
         compile: bool = False,
+        method: Literal["full", "lora", "qlora"] = "full",
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.05,
+        lora_targets: list[str] | None = None,
+        quant_type: Literal["nf4", "fp4"] = "nf4",
     ) -> None:
         """
         Args:
@@ -58,15 +64,28 @@ class LLMModule(L.LightningModule):
             optimizer_impl: AdamW kernel. ``auto`` picks ``fused`` on GPU unless gradient clipping is
                 combined with mixed precision (Lightning refuses that pair), ``foreach`` otherwise.
             compile: Run the backbone through ``torch.compile`` (slow first step, faster after on GPU).
+            method: ``full`` trains every weight; ``lora`` freezes the model and trains low-rank adapters
+                (peft); ``qlora`` also stores the frozen base in 4-bit (bitsandbytes) and needs ``checkpoint``.
+            lora_r: LoRA rank.
+            lora_alpha: LoRA scaling numerator (the update is scaled by alpha / r).
+            lora_dropout: Dropout on the LoRA branch input.
+            lora_targets: Linear layers to adapt, by short name: qkv, proj (attention), gate, up, down (MLP),
+                lm_head. None: ``[qkv, proj]``.
+            quant_type: 4-bit data type of the frozen base for ``qlora``.
         """
         super().__init__()
         self.save_hyperparameters()
         self.config = self._resolve_config(arch, arch_overrides, checkpoint)
         if vocab_size is not None:
             self.config.vocab_size = vocab_size
+        if method == "qlora" and checkpoint is None:
+            raise ConfigError("method=qlora quantizes a pretrained model: set model.checkpoint to its directory")
         self.model: GPT | None = None
         self.tokenizer: Tokenizer | None = None
+        self.template = None
         self.val_loss = MeanMetric()
+        # Adapter runs checkpoint only the adapter; the base weights come from model.checkpoint.
+        self.strict_loading = method == "full"
 
     # ------------------------------------------------------------------ config and model
     @staticmethod
@@ -86,13 +105,15 @@ class LLMModule(L.LightningModule):
             datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
             if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
                 self.tokenizer = datamodule.tokenizer
+                self.template = getattr(datamodule, "template", None)
             elif self.hparams.checkpoint is not None:
                 self.tokenizer = Tokenizer.from_file(self.hparams.checkpoint)
         if self.tokenizer is None or self.model is not None:
             return
-        wanted = self.hparams.vocab_size or (
-            self.config.vocab_size if self.hparams.checkpoint else self.tokenizer.vocab_size
-        )
+        if self.hparams.checkpoint:
+            # A pretrained table keeps its size; it grows when a template added tokens (see grow_vocabulary).
+            return
+        wanted = self.hparams.vocab_size or self.tokenizer.vocab_size
         if wanted < self.tokenizer.vocab_size:
             raise ConfigError(
                 f"vocab_size={wanted} is smaller than the tokenizer's vocabulary ({self.tokenizer.vocab_size} tokens)"
@@ -118,11 +139,35 @@ class LLMModule(L.LightningModule):
         if self.model is not None:
             return
         self._attach_tokenizer()
-        self.model = GPT(self.config)
+        model = self.base_model()
+        hp = self.hparams
+        if hp.method == "qlora":
+            from litllm.adapters import quantize_4bit
+
+            compute = (
+                torch.bfloat16 if self._trainer is not None and "bf16" in str(self.trainer.precision) else torch.float32
+            )
+            model = quantize_4bit(model, hp.quant_type, compute)
+        if hp.method in ("lora", "qlora"):
+            from litllm.adapters import apply_lora
+
+            model = apply_lora(model, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.lora_targets or ["qkv", "proj"])
+        self.model = torch.compile(model) if hp.compile else model
+
+    def base_model(self) -> GPT:
+        """A full-precision backbone: random init, or the starting checkpoint (grown to the tokenizer)."""
+        model = GPT(self.config)
         if self.hparams.checkpoint is not None:
-            load_weights(self.model, Path(self.hparams.checkpoint) / "model.safetensors")
-        if self.hparams.compile:
-            self.model = torch.compile(self.model)
+            load_weights(model, Path(self.hparams.checkpoint) / "model.safetensors")
+            if self.tokenizer is not None and self.tokenizer.vocab_size > self.config.vocab_size:
+                grow_vocabulary(model, self.tokenizer.vocab_size)
+        return model
+
+    @property
+    def peft_model(self):
+        """The peft wrapper when training adapters, else None."""
+        model = getattr(self.model, "_orig_mod", self.model)
+        return model if hasattr(model, "get_base_model") else None
 
     @property
     def backbone(self) -> GPT:
@@ -130,7 +175,8 @@ class LLMModule(L.LightningModule):
         model = self.model
         if model is None:
             raise RuntimeError("the model is built in configure_model(); call it first")
-        return getattr(model, "_orig_mod", model)
+        model = getattr(model, "_orig_mod", model)
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids)
@@ -224,6 +270,10 @@ class LLMModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.peft_model is not None:
+            # Only the adapter (and anything else that trains) goes into the checkpoint: megabytes, not the base.
+            trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
         # Make a Lightning checkpoint self-describing: the model shape and the exact tokenizer.
         checkpoint["litllm"] = {
             "model_config": self.config.to_dict(),
@@ -255,6 +305,25 @@ class LLMModule(L.LightningModule):
 
         present = {type(cb) for cb in self.trainer.callbacks} if self._trainer is not None else set()
         return [cb for cb in default_callbacks() if type(cb) not in present]
+
+
+def grow_vocabulary(model: GPT, size: int) -> None:
+    """Enlarge the embedding table (and an untied head) to ``size`` rows for tokens a template added.
+
+    New rows start at the mean of the existing embeddings, a neutral point the finetuning moves from.
+    """
+    old = model.wte.weight.data
+    new = old.mean(dim=0, keepdim=True).repeat(size - old.size(0), 1)
+    model.wte = torch.nn.Embedding(size, old.size(1), device=old.device, dtype=old.dtype)
+    model.wte.weight.data = torch.cat([old, new])
+    if model.config.tie_embeddings:
+        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
+        model.lm_head.weight = model.wte.weight
+    else:
+        head = model.lm_head.weight.data
+        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
+        model.lm_head.weight.data = torch.cat([head, head.mean(dim=0, keepdim=True).repeat(size - head.size(0), 1)])
+    model.config.vocab_size = size
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):

@@ -1,4 +1,8 @@
-"""Pretraining: predict every next token of raw text."""
+"""Pretraining and supervised finetuning: predict the next token where the labels say so.
+
+Pretraining labels every token; SFT labels only the responses (-100 elsewhere). Full, LoRA and QLoRA
+finetuning are the same module: the method is configuration of the shared base (``LLMModule``).
+"""
 
 from __future__ import annotations
 
@@ -29,3 +33,11 @@ class PretrainModule(LLMModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.validation_step(batch, batch_idx)
+
+
+class SFTModule(PretrainModule):
+    """Supervised finetuning on instruction data: the loss covers response tokens only.
+
+    Use with ``LLMDataModule(mode="sft")``, whose labels are -100 on prompts and padding, and with
+    ``method`` ``full``, ``lora`` or ``qlora``.
+    """
