@@ -164,6 +164,8 @@ verbs:
   finetune full|lora|qlora  instruction-tune a model directory: litllm finetune lora --config recipes/sft_lora_tiny.yaml
   tokenizer train           train a byte-level BPE tokenizer on text files
   presets                   list the model presets with their parameter counts
+  generate                  generate text from a model directory: litllm generate --checkpoint DIR --prompt "ROMEO:"
+  chat                      talk to a model directory (its saved prompt template, /reset, /exit)
 
 `litllm fit --help` lists every option of a run; `--print_config` prints the full resolved recipe.
 """
@@ -181,6 +183,14 @@ def main(argv: list[str] | None = None) -> None:
             tokenizer_main(args[1:])
         elif verb == "presets":
             presets_main(args[1:])
+        elif verb == "generate":
+            from litllm.textgen import generate_main
+
+            generate_main(args[1:])
+        elif verb == "chat":
+            from litllm.chat import chat_main
+
+            chat_main(args[1:])
         elif verb in (None, "-h", "--help", "help"):
             print(USAGE)
         else:
