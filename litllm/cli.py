@@ -164,6 +164,7 @@ verbs:
   finetune full|lora|qlora  instruction-tune a model directory: litllm finetune lora --config recipes/sft_lora_tiny.yaml
   tokenizer train           train a byte-level BPE tokenizer on text files
   presets                   list the model presets with their parameter counts
+  convert from-hf|to-hf     Hugging Face interop: litllm convert from-hf HF_DIR OUT_DIR; litllm convert to-hf DIR HF_DIR
   generate                  generate text from a model directory: litllm generate --checkpoint DIR --prompt "ROMEO:"
   chat                      talk to a model directory (its saved prompt template, /reset, /exit)
 
@@ -183,6 +184,10 @@ def main(argv: list[str] | None = None) -> None:
             tokenizer_main(args[1:])
         elif verb == "presets":
             presets_main(args[1:])
+        elif verb == "convert":
+            from litllm.convert import convert_main
+
+            convert_main(args[1:])
         elif verb == "generate":
             from litllm.textgen import generate_main
 
