@@ -118,6 +118,8 @@ class SampleGeneration(Callback):
         if tokenizer is None:
             return
         text = self.sample(pl_module, tokenizer)
+        if getattr(pl_module, "template", None) is not None:
+            text = f"\n>>> {text}"  # an instruction and the model's answer, not a continuation
         pl_module.print(f"\n--- sample at step {trainer.global_step} ---\n{self.prompt}{text}\n---")
         out = Path(trainer.default_root_dir) / "samples.txt"
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -62,12 +62,13 @@ def _cli_class():
     return LitLLMCLI
 
 
-FINETUNE_METHODS = ("full", "lora", "qlora")
+FINETUNE_METHODS = ("full", "lora", "qlora", "dpo")
 
 
 def finetune_main(args: list[str]) -> None:
-    """``litllm finetune full|lora|qlora --config X.yaml [--key value ...]``: a LightningCLI run of the recipe
-    with ``model.method`` set by the verb, then ``trainer.fit``."""
+    """``litllm finetune full|lora|qlora|dpo --config X.yaml [--key value ...]``: a LightningCLI run of the
+    recipe, then ``trainer.fit``. full/lora/qlora set ``model.method``; dpo runs the recipe's DPOModule with
+    its own method (full or LoRA)."""
     if not args or args[0] not in FINETUNE_METHODS:
         print(
             f"usage: litllm finetune {{{'|'.join(FINETUNE_METHODS)}}} --config RECIPE.yaml [--key value ...]",
@@ -75,7 +76,8 @@ def finetune_main(args: list[str]) -> None:
         )
         sys.exit(2)
     method, rest = args[0], list(args[1:])
-    rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
+    if method != "dpo":
+        rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
     cli = run_lightning(rest, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
 
@@ -162,6 +164,7 @@ USAGE = """usage: litllm VERB ...
 verbs:
   fit | validate | test     train or evaluate a recipe (LightningCLI): litllm fit --config recipes/pretrain_shakespeare.yaml
   finetune full|lora|qlora  instruction-tune a model directory: litllm finetune lora --config recipes/sft_lora_tiny.yaml
+  finetune dpo              align a finetuned model with preference pairs: litllm finetune dpo --config recipes/dpo_lora_tiny.yaml
   tokenizer train           train a byte-level BPE tokenizer on text files
   presets                   list the model presets with their parameter counts
   convert from-hf|to-hf     Hugging Face interop: litllm convert from-hf HF_DIR OUT_DIR; litllm convert to-hf DIR HF_DIR

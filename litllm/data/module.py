@@ -19,8 +19,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from litllm.data import sources
-from litllm.data.instruct import RecordFields, Report, SFTDataset, build_examples, pack, pad_collate, read_records
-from litllm.data.templates import Template, get_template
+from litllm.data.instruct import Report, SFTDataset, build_examples, pack, pad_collate, read_records
+from litllm.data.preference import PreferenceDataset, PreferenceFields, build_pairs, preference_collate
+from litllm.data.templates import Template, get_template, load_template
 from litllm.data.text import (
     StreamingTokenBlocks,
     TokenBlocks,
@@ -35,7 +36,7 @@ from litllm.tokenizer import EOT, Tokenizer, train_bpe
 class LLMDataModule(L.LightningDataModule):
     def __init__(
         self,
-        mode: Literal["text", "sft"] = "text",
+        mode: Literal["text", "sft", "preference"] = "text",
         train_data: str = "shakespeare",
         val_data: str | None = None,
         val_fraction: float = 0.1,
@@ -50,11 +51,13 @@ class LLMDataModule(L.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         cache_dir: str = ".cache/litllm",
-        template: str = "alpaca",
+        template: str | None = None,
         instruction_field: str = "instruction",
         input_field: str = "input",
         output_field: str = "output",
         messages_field: str = "messages",
+        chosen_field: str = "chosen",
+        rejected_field: str = "rejected",
         max_length: int | None = None,
         train_on_prompt: bool = False,
         packing: bool = False,
@@ -82,11 +85,14 @@ class LLMDataModule(L.LightningDataModule):
             batch_size: Samples per batch on each process.
             num_workers: DataLoader worker processes.
             cache_dir: Where tokenizers and token caches are kept between runs.
-            template: (sft) Prompt template by name: ``alpaca`` or ``chatml``; saved with the finetuned model.
+            template: (sft, preference) Prompt template by name: ``alpaca`` or ``chatml``; saved with the
+                finetuned model. None: the template saved beside the tokenizer (a finetuned model), else alpaca.
             instruction_field: (sft) Record field with the instruction (Alpaca style).
             input_field: (sft) Record field with the optional input (Alpaca style).
             output_field: (sft) Record field with the response (Alpaca style).
             messages_field: (sft) Record field with a list of ``{role, content}`` messages (chat style).
+            chosen_field: (preference) Record field with the preferred response.
+            rejected_field: (preference) Record field with the dispreferred response.
             max_length: (sft) Longest example in tokens; longer ones are truncated and counted. None: ``block_size``.
             train_on_prompt: (sft) Put the loss on the prompt tokens too, not only on the responses.
             packing: (sft) Concatenate short examples into rows of up to ``max_length`` tokens.
@@ -105,7 +111,9 @@ class LLMDataModule(L.LightningDataModule):
         self.block_size, self.batch_size, self.num_workers = block_size, batch_size, num_workers
         self.cache_dir = Path(cache_dir)
         self.template_name = template
-        self.fields = RecordFields(instruction_field, input_field, output_field, messages_field)
+        self.fields = PreferenceFields(
+            instruction_field, input_field, output_field, messages_field, chosen_field, rejected_field
+        )
         self.max_length = max_length or block_size
         self.train_on_prompt, self.packing = train_on_prompt, packing
         self.on_bad_record, self.split_seed = on_bad_record, split_seed
@@ -251,8 +259,8 @@ class LLMDataModule(L.LightningDataModule):
                 if self._tokenizer_file().is_file()
                 else self._ensure_tokenizer()
             )
-        if self.mode == "sft":
-            self._setup_sft()
+        if self.mode in ("sft", "preference"):
+            self._setup_records()
             return
         if self.streaming:
             self._setup_streaming()
@@ -316,9 +324,15 @@ class LLMDataModule(L.LightningDataModule):
         self.val_bytes_per_token = sum(len(d.encode("utf-8")) for d in docs) / n_tokens if n_tokens else None
         self.data_fingerprint = self._fingerprint(self.train_data)
 
-    def _setup_sft(self) -> None:
-        """Read records, hold some out, encode them with the template, optionally pack."""
-        self.template = get_template(self.template_name)
+    def _resolve_template(self) -> Template:
+        if self.template_name is not None:
+            return get_template(self.template_name)
+        saved = load_template(self._tokenizer_file().parent)  # a finetuned model directory carries its template
+        return saved or get_template("alpaca")
+
+    def _setup_records(self) -> None:
+        """SFT and preference data: read records, hold some out, encode them with the template."""
+        self.template = self._resolve_template()
         missing = [t for t in self.template.special_tokens if self.tokenizer.backend.token_to_id(t) is None]
         if missing:
             # The chat markers must be single tokens; the model's embedding table grows to match.
@@ -332,29 +346,41 @@ class LLMDataModule(L.LightningDataModule):
             train_records = [train_records[i] for i in sorted(order[n_val:])]
         else:
             val_records = list(read_records(self.val_data, self.dataset_config, self.dataset_split))
-        datasets = []
+        splits = []
         for name, records in (("training", train_records), ("validation", val_records)):
             report = Report()
-            examples = build_examples(
-                iter(records),
-                self.fields,
-                self.template,
-                self.tokenizer,
-                self.max_length,
-                self.train_on_prompt,
-                self.on_bad_record,
-                report,
-            )
-            rank_zero_info(report.summary(f"SFT {name} data"))
-            if not examples:
-                raise DataError(
-                    f"no usable {name} records in {self.train_data if name == 'training' else self.val_data}"
+            if self.mode == "sft":
+                examples = build_examples(
+                    iter(records),
+                    self.fields,
+                    self.template,
+                    self.tokenizer,
+                    self.max_length,
+                    self.train_on_prompt,
+                    self.on_bad_record,
+                    report,
                 )
-            if self.packing:
-                examples = pack(examples, self.max_length)
-            datasets.append(SFTDataset(examples))
-        self.train_dataset, self.val_dataset = datasets
-        self.collate_fn = pad_collate(self.tokenizer.eot_id)
+            else:
+                examples = build_pairs(
+                    iter(records),
+                    self.fields,
+                    self.template,
+                    self.tokenizer,
+                    self.max_length,
+                    self.on_bad_record,
+                    report,
+                )
+            rank_zero_info(report.summary(f"{self.mode} {name} data"))
+            if not examples:
+                source = self.train_data if name == "training" else self.val_data
+                raise DataError(f"no usable {name} records in {source}: {report.summary(name)}")
+            if self.mode == "preference":
+                splits.append(PreferenceDataset(examples))
+            else:
+                splits.append(SFTDataset(pack(examples, self.max_length) if self.packing else examples))
+        self.train_dataset, self.val_dataset = splits
+        collate = preference_collate if self.mode == "preference" else pad_collate
+        self.collate_fn = collate(self.tokenizer.eot_id)
         self.data_fingerprint = self._fingerprint(self.train_data)
 
     def train_dataloader(self) -> DataLoader:
