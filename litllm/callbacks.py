@@ -193,7 +193,7 @@ class LossCurve(Callback):
         if self.val:
             ax.plot(*zip(*self.val), "o-", label="validation")
         ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss (nats/token)")
+        ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
         ax.legend()
         path.parent.mkdir(parents=True, exist_ok=True)
