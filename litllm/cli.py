@@ -167,6 +167,7 @@ verbs:
   finetune dpo              align a finetuned model with preference pairs: litllm finetune dpo --config recipes/dpo_lora_tiny.yaml
   tokenizer train           train a byte-level BPE tokenizer on text files
   presets                   list the model presets with their parameter counts
+  evaluate                  loss, perplexity, bits per byte: litllm evaluate --checkpoint DIR --data FILE
   convert from-hf|to-hf     Hugging Face interop: litllm convert from-hf HF_DIR OUT_DIR; litllm convert to-hf DIR HF_DIR
   generate                  generate text from a model directory: litllm generate --checkpoint DIR --prompt "ROMEO:"
   chat                      talk to a model directory (its saved prompt template, /reset, /exit)
@@ -187,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
             tokenizer_main(args[1:])
         elif verb == "presets":
             presets_main(args[1:])
+        elif verb == "evaluate":
+            from litllm.evaluate import evaluate_main
+
+            evaluate_main(args[1:])
         elif verb == "convert":
             from litllm.convert import convert_main
 

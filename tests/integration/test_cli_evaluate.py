@@ -1,0 +1,41 @@
+"""`litllm evaluate` end to end on a tiny model directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from litllm.checkpoint import save_model_dir
+from litllm.cli import main
+from litllm.config import ModelConfig
+from litllm.evaluate import evaluate_tokens, token_stream
+from litllm.model import GPT
+
+pytestmark = pytest.mark.integration
+
+
+def test_evaluate_prints_a_table_and_writes_json(tmp_path, capsys, small_tokenizer, shakespeare_path):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2")).eval()
+    model_dir = save_model_dir(tmp_path / "m", model, small_tokenizer)
+    text = shakespeare_path.read_text()[:3000]
+    data = tmp_path / "val.txt"
+    data.write_text(text)
+    out_json = tmp_path / "results.json"
+
+    main(["evaluate", "--checkpoint", str(model_dir), "--data", str(data), "--output", str(out_json)])
+    printed = capsys.readouterr().out
+    results = json.loads(out_json.read_text())
+    assert results["bytes"] == len(text.encode("utf-8"))
+    expected = evaluate_tokens(model, *token_stream([text], small_tokenizer))
+    assert results["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert f"{results['perplexity']:.2f}" in printed and f"{results['bits_per_byte']:.4f}" in printed
+
+
+def test_evaluate_names_a_missing_data_file(tmp_path, capsys, small_tokenizer):
+    model_dir = save_model_dir(tmp_path / "m", GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer)
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--checkpoint", str(model_dir), "--data", str(tmp_path / "nope.txt")])
+    assert "data file not found" in capsys.readouterr().err
