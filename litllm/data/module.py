@@ -16,7 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from litllm.data import sources
 from litllm.data.instruct import Report, SFTDataset, build_examples, pack, pad_collate, read_records
@@ -63,6 +63,7 @@ class LLMDataModule(L.LightningDataModule):
         packing: bool = False,
         on_bad_record: Literal["skip", "error"] = "skip",
         split_seed: int = 42,
+        shuffle: bool = True,
     ) -> None:
         """
         Args:
@@ -99,6 +100,7 @@ class LLMDataModule(L.LightningDataModule):
             on_bad_record: (sft) ``skip`` records that cannot be used (counted, first file:line reported)
                 or stop with an ``error`` at the first.
             split_seed: (sft) Seed of the deterministic shuffle that picks the validation records.
+            shuffle: Shuffle the training samples each epoch (the seed is ``seed_everything``'s).
         """
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -117,6 +119,7 @@ class LLMDataModule(L.LightningDataModule):
         self.max_length = max_length or block_size
         self.train_on_prompt, self.packing = train_on_prompt, packing
         self.on_bad_record, self.split_seed = on_bad_record, split_seed
+        self.shuffle = shuffle
         self.template: Template | None = None
         self.collate_fn = None
         self.tokenizer: Tokenizer | None = None
@@ -384,8 +387,7 @@ class LLMDataModule(L.LightningDataModule):
         self.data_fingerprint = self._fingerprint(self.train_data)
 
     def train_dataloader(self) -> DataLoader:
-        shuffle = not self.streaming
-        return self._loader(self.train_dataset, shuffle=shuffle, drop_last=True)
+        return self._loader(self.train_dataset, shuffle=self.shuffle and not self.streaming, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, shuffle=False, drop_last=False)
@@ -396,10 +398,20 @@ class LLMDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        sampler = None
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1 and not isinstance(dataset, IterableDataset):
+            # Our own sampler, so that shuffle=False means the same order as on one process
+            # (rank r takes samples r, r + world, ...); Lightning leaves a DistributedSampler alone.
+            sampler = DistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=shuffle, drop_last=drop_last
+            )
+            shuffle = False
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),

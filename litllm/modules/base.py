@@ -46,6 +46,7 @@ class LLMModule(L.LightningModule):
         lora_dropout: float = 0.05,
         lora_targets: list[str] | None = None,
         quant_type: Literal["nf4", "fp4"] = "nf4",
+        activation_checkpointing: bool = False,
     ) -> None:
         """
         Args:
@@ -72,6 +73,8 @@ class LLMModule(L.LightningModule):
             lora_targets: Linear layers to adapt, by short name: qkv, proj (attention), gate, up, down (MLP),
                 lm_head. None: ``[qkv, proj]``.
             quant_type: 4-bit data type of the frozen base for ``qlora``.
+            activation_checkpointing: Recompute each block's activations during backward (less memory,
+                about a third more compute).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -139,8 +142,19 @@ class LLMModule(L.LightningModule):
         if self.model is not None:
             return
         self._attach_tokenizer()
-        model = self.base_model()
+        mesh = self.device_mesh  # set by ModelParallelStrategy (FSDP2), None otherwise
         hp = self.hparams
+        if mesh is not None:
+            # Build real weights (not on the meta device) so our init and a starting checkpoint apply as
+            # in a single process; sharding below then frees all but this rank's shard.
+            with torch.device(self._device_for_build()):
+                model = self.base_model()
+        else:
+            model = self.base_model()
+        if hp.activation_checkpointing:
+            from litllm.distributed import checkpoint_blocks
+
+            checkpoint_blocks(model)
         if hp.method == "qlora":
             from litllm.adapters import quantize_4bit
 
@@ -152,7 +166,16 @@ class LLMModule(L.LightningModule):
             from litllm.adapters import apply_lora
 
             model = apply_lora(model, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.lora_targets or ["qkv", "proj"])
+        if mesh is not None:
+            from litllm.distributed import shard
+
+            bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
+            shard(model, mesh["data_parallel"], param_dtype=torch.bfloat16 if bf16 else None)
         self.model = torch.compile(model) if hp.compile else model
+
+    def _device_for_build(self) -> torch.device:
+        strategy = self.trainer.strategy
+        return strategy.root_device if strategy.root_device.type != "meta" else torch.device("cpu")
 
     def base_model(self) -> GPT:
         """A full-precision backbone: random init, or the starting checkpoint (grown to the tokenizer)."""

@@ -168,12 +168,38 @@ def test_verb_sets_the_method(base_dir, tmp_path, capsys):
 def test_124m_lora_recipe_runs_shrunk_on_cpu(base_dir, tmp_path):
     """The GPU recipe with the CPU as device, the tiny model directory and two steps."""
     root = tmp_path / "run"
-    main([
-        "finetune", "lora", "--config", str(REPO / "recipes" / "sft_lora_124m.yaml"),
-        "--model.checkpoint", str(base_dir), "--data.block_size", "256", "--data.max_length", "256",
-        "--data.num_workers", "0", "--data.cache_dir", str(tmp_path / "cache"),
-        "--trainer.accelerator", "cpu", "--trainer.precision", "bf16-mixed", "--trainer.max_epochs", "1",
-        "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--trainer.val_check_interval", "2",
-        "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root),
-    ])
+    main(
+        [
+            "finetune",
+            "lora",
+            "--config",
+            str(REPO / "recipes" / "sft_lora_124m.yaml"),
+            "--model.checkpoint",
+            str(base_dir),
+            "--data.block_size",
+            "256",
+            "--data.max_length",
+            "256",
+            "--data.num_workers",
+            "0",
+            "--data.cache_dir",
+            str(tmp_path / "cache"),
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.precision",
+            "bf16-mixed",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.val_check_interval",
+            "2",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(root),
+        ]
+    )
     assert (root / "adapter" / "adapter_model.safetensors").is_file() and (root / "final" / "template.json").is_file()

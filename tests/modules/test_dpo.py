@@ -22,8 +22,14 @@ def model_dir(tmp_path_factory, small_tokenizer):
 
 @pytest.fixture(scope="module")
 def batch(model_dir, tmp_path_factory):
-    dm = LLMDataModule(mode="preference", train_data="preferences", tokenizer=str(model_dir), block_size=256,
-                       batch_size=4, cache_dir=str(tmp_path_factory.mktemp("c")))
+    dm = LLMDataModule(
+        mode="preference",
+        train_data="preferences",
+        tokenizer=str(model_dir),
+        block_size=256,
+        batch_size=4,
+        cache_dir=str(tmp_path_factory.mktemp("c")),
+    )
     dm.prepare_data()
     dm.setup("fit")
     return next(iter(dm.val_dataloader()))
