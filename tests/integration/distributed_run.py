@@ -43,13 +43,14 @@ def main() -> None:
     parser.add_argument("--root", default=None)
     parser.add_argument("--cache", required=True)
     parser.add_argument("--ckpt_path", default=None)
+    parser.add_argument("--arch", default="tiny-gpt2")
     args = parser.parse_args()
     world = args.devices * args.num_nodes
     L.seed_everything(7)
     dm = LLMDataModule(
         vocab_size=300, block_size=32, batch_size=args.global_batch // world, shuffle=False, cache_dir=args.cache
     )
-    module = PretrainModule(arch="tiny-gpt2", learning_rate=3e-3, warmup_steps=1, max_steps=args.steps)
+    module = PretrainModule(arch=args.arch, learning_rate=3e-3, warmup_steps=1, max_steps=args.steps)
     strategy = {"single": "auto", "ddp": "ddp", "fsdp": ModelParallelStrategy()}[args.strategy]
     record = RecordLosses()
     root = args.root or str(Path(args.out).parent / f"run-{args.strategy}")
