@@ -87,6 +87,7 @@ class LLMModule(L.LightningModule):
         self.tokenizer: Tokenizer | None = None
         self.template = None
         self.val_loss = MeanMetric()
+        self._step_tokens: torch.Tensor | None = None  # labelled tokens seen since the last optimizer step
         # Adapter runs checkpoint only the adapter; the base weights come from model.checkpoint.
         self.strict_loading = method == "full"
 
@@ -257,7 +258,36 @@ class LLMModule(L.LightningModule):
         """
         return self._trainer is not None and self.trainer.global_step % self.trainer.log_every_n_steps == 0
 
+    def count_loss_tokens(self, labels: torch.Tensor) -> torch.Tensor:
+        """Count this micro-batch's labelled tokens towards the current optimizer step (see below)."""
+        tokens = (labels != -100).sum()
+        self._step_tokens = tokens if self._step_tokens is None else self._step_tokens + tokens
+        return tokens
+
+    def normalize_by_tokens(self) -> None:
+        """Turn gradients of summed token losses into gradients of the mean over every token of the step.
+
+        Lightning divides each micro-batch's loss by ``accumulate_grad_batches`` and DDP/FSDP average
+        gradients over processes, so the gradients hold sum / (accumulation * world); multiplying by
+        accumulation * world / (tokens in all micro-batches on all processes) gives the token mean of
+        the whole global batch, however it was split and however much padding each piece had.
+        """
+        if self._step_tokens is None:
+            return
+        tokens = self._step_tokens.float()
+        self._step_tokens = None
+        world = self.trainer.world_size
+        if world > 1:
+            tokens = self.trainer.strategy.reduce(tokens, reduce_op="sum")
+        scale = world * self.trainer.accumulate_grad_batches / tokens.clamp(min=1)
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(
+                grads, scale.to(grads[0].device) if not hasattr(grads[0], "full_tensor") else float(scale)
+            )
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.normalize_by_tokens()
         # Gradient norm before clipping (it costs a pass over all gradients).
         if self.is_logging_step():
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]

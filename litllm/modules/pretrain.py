@@ -21,10 +21,15 @@ class PretrainModule(LLMModule):
     """Next-token prediction on packed blocks of text."""
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = next_token_loss(self.model(batch["input_ids"]), batch["labels"])
+        labels = batch["labels"]
+        logits = self.model(batch["input_ids"])
+        loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
+        tokens = self.count_loss_tokens(labels)
         if self.is_logging_step():
-            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
-        return loss
+            self.log("train/loss", loss_sum.detach() / tokens.clamp(min=1), prog_bar=True, on_step=True, on_epoch=False)
+        # Summed, not averaged: LLMModule divides the gradients by the tokens of the whole optimizer step
+        # (all micro-batches, all processes), so the loss does not depend on how the batch was split.
+        return loss_sum
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         labels = batch["labels"]

@@ -25,8 +25,8 @@ class RecordLosses(L.Callback):
         self.losses: list[float] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"].detach()
-        if trainer.world_size > 1:  # the global-batch loss: mean over ranks
+        loss = trainer.callback_metrics["train/loss"].detach()  # token mean of this process's batch
+        if trainer.world_size > 1:  # the global-batch loss: mean over ranks (equal token counts)
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
         self.losses.append(float(loss))
 
@@ -64,6 +64,7 @@ def main() -> None:
         val_check_interval=args.steps,
         enable_progress_bar=False,
         enable_model_summary=False,
+        log_every_n_steps=1,
         logger=False,
         default_root_dir=root,
         callbacks=[

@@ -119,3 +119,39 @@ def test_checkpoint_from_another_tokenizer_is_refused(small_tokenizer, shakespea
     module.tokenizer = train_bpe([shakespeare_path], vocab_size=400)
     with pytest.raises(CheckpointError, match="different tokenizer"):
         module.on_load_checkpoint(checkpoint)
+
+
+class GradsAtFirstStep(L.Callback):
+    """The gradients the optimizer used at the first step (still present until the next zero_grad)."""
+
+    grads: dict | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.grads is None and (batch_idx + 1) % trainer.accumulate_grad_batches == 0:
+            self.grads = {n: p.grad.clone() for n, p in pl_module.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize(("batch_size", "accumulate"), [(4, 2), (2, 4)])
+def test_sft_gradients_do_not_depend_on_how_the_batch_is_split(tmp_path, small_tokenizer, batch_size, accumulate):
+    """Padded instruction batches: the step's loss is the mean over all its response tokens, however split."""
+    from litllm.checkpoint import save_model_dir
+    from litllm.config import ModelConfig
+    from litllm.model import GPT
+    from litllm.modules import SFTModule
+
+    torch.manual_seed(0)
+    base = save_model_dir(tmp_path / "base", GPT(ModelConfig.from_name("tiny-gpt2", block_size=256)), small_tokenizer)
+
+    def grads(bs: int, acc: int) -> dict:
+        dm = LLMDataModule(mode="sft", train_data="instructions", tokenizer=str(base), block_size=256, batch_size=bs,
+                           shuffle=False, cache_dir=str(tmp_path / "c"))
+        probe = GradsAtFirstStep()
+        tiny_trainer(tmp_path, max_steps=1, accumulate_grad_batches=acc, callbacks=[probe], limit_val_batches=0).fit(
+            SFTModule(checkpoint=str(base), warmup_steps=1, max_steps=2), dm
+        )
+        return probe.grads
+
+    whole, split = grads(8, 1), grads(batch_size, accumulate)
+    assert whole.keys() == split.keys()
+    for name in whole:
+        torch.testing.assert_close(split[name], whole[name], rtol=1e-4, atol=1e-6, msg=name)
