@@ -21,16 +21,19 @@ def checkpoint_blocks(model: GPT) -> None:
         checkpoint(block)
 
 
-def shard(model: torch.nn.Module, mesh, param_dtype: torch.dtype | None = None) -> None:
+def shard(model: torch.nn.Module, mesh, param_dtype: torch.dtype | None = None, cpu_offload: bool = False) -> None:
     """``fully_shard`` every transformer block, then the root (embeddings, final norm, head).
 
     With ``param_dtype`` (bf16 on GPU) the gathered parameters are cast for compute while the
-    gradients are reduced in fp32.
+    gradients are reduced in fp32. ``cpu_offload`` keeps the shards (and so the optimizer state) on the CPU.
     """
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
-    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32) if param_dtype else None
-    kwargs = {"mesh": mesh} | ({"mp_policy": policy} if policy is not None else {})
+    kwargs = {"mesh": mesh}
+    if param_dtype is not None:
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    if cpu_offload:  # shards, gradients and optimizer state live in CPU memory; compute stays on the device
+        kwargs["offload_policy"] = CPUOffloadPolicy()
     blocks = model.get_base_model().blocks if hasattr(model, "get_base_model") else model.blocks
     for block in blocks:
         fully_shard(block, **kwargs)

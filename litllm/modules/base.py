@@ -47,6 +47,8 @@ class LLMModule(L.LightningModule):
         lora_targets: list[str] | None = None,
         quant_type: Literal["nf4", "fp4"] = "nf4",
         activation_checkpointing: bool = False,
+        optimizer: Literal["adamw", "adamw8bit"] = "adamw",
+        cpu_offload: bool = False,
     ) -> None:
         """
         Args:
@@ -75,6 +77,10 @@ class LLMModule(L.LightningModule):
             quant_type: 4-bit data type of the frozen base for ``qlora``.
             activation_checkpointing: Recompute each block's activations during backward (less memory,
                 about a third more compute).
+            optimizer: ``adamw`` (torch) or ``adamw8bit`` (bitsandbytes: optimizer state in 8 bits, about
+                a quarter of the memory).
+            cpu_offload: Under FSDP (ModelParallelStrategy), keep the sharded parameters, gradients and
+                optimizer state in CPU memory and compute on the GPU.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -171,7 +177,9 @@ class LLMModule(L.LightningModule):
             from litllm.distributed import shard
 
             bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
-            shard(model, mesh["data_parallel"], param_dtype=torch.bfloat16 if bf16 else None)
+            shard(
+                model, mesh["data_parallel"], param_dtype=torch.bfloat16 if bf16 else None, cpu_offload=hp.cpu_offload
+            )
         self.model = torch.compile(model) if hp.compile else model
 
     def _device_for_build(self) -> torch.device:
@@ -239,13 +247,21 @@ class LLMModule(L.LightningModule):
         raise ConfigError("cannot size the learning-rate schedule: set model.max_steps or trainer.max_steps")
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(
-            self.parameter_groups(),
-            lr=self.hparams.learning_rate,
-            betas=tuple(self.hparams.betas),
-            eps=self.hparams.eps,
-            **self._optimizer_kwargs(),
-        )
+        hp = self.hparams
+        if hp.optimizer == "adamw8bit":
+            import bitsandbytes as bnb
+
+            optimizer = bnb.optim.AdamW8bit(
+                self.parameter_groups(), lr=hp.learning_rate, betas=tuple(hp.betas), eps=hp.eps
+            )
+        else:
+            optimizer = torch.optim.AdamW(
+                self.parameter_groups(),
+                lr=hp.learning_rate,
+                betas=tuple(hp.betas),
+                eps=hp.eps,
+                **self._optimizer_kwargs(),
+            )
         schedule = warmup_cosine(self.hparams.warmup_steps, self.schedule_steps(), self.hparams.min_lr_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

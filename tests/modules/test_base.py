@@ -155,3 +155,33 @@ def test_sft_gradients_do_not_depend_on_how_the_batch_is_split(tmp_path, small_t
     assert whole.keys() == split.keys()
     for name in whole:
         torch.testing.assert_close(split[name], whole[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_8bit_adamw_trains_and_keeps_smaller_state(tmp_path):
+    dm = LLMDataModule(cache_dir=str(tmp_path / "c"), vocab_size=300, block_size=32, batch_size=4)
+    states = {}
+    for name in ("adamw", "adamw8bit"):
+        torch.manual_seed(0)
+        module = PretrainModule(arch="tiny-gpt2", arch_overrides={"n_embd": 256}, optimizer=name, warmup_steps=1)
+        trainer = tiny_trainer(tmp_path / name, max_steps=3)
+        trainer.fit(module, dm)
+        optimizer = trainer.optimizers[0]
+        states[name] = sum(
+            t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)
+        )
+        assert (name == "adamw8bit") == ("bitsandbytes" in type(optimizer).__module__)
+    assert states["adamw8bit"] < 0.5 * states["adamw"]
+
+
+def test_speed_monitor_logs_tokens_mfu_and_memory(tmp_path):
+    from litllm.callbacks import SpeedMonitor
+
+    dm = LLMDataModule(cache_dir=str(tmp_path / "c"), vocab_size=300, block_size=32, batch_size=4)
+    module = PretrainModule(arch="tiny-gpt2", warmup_steps=1)
+    trainer = tiny_trainer(tmp_path, max_steps=3, log_every_n_steps=1, callbacks=[SpeedMonitor(peak_flops=1e12)])
+    trainer.fit(module, dm)
+    metrics = trainer.logged_metrics
+    tokens_per_sec = float(metrics["speed/tokens_per_sec"])
+    assert tokens_per_sec > 0 and float(metrics["speed/peak_memory_gb"]) > 0.05
+    expected_mfu = module.config.flops_per_token(32) * tokens_per_sec / 1e12
+    assert float(metrics["speed/mfu"]) == pytest.approx(expected_mfu, rel=1e-3)
