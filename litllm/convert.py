@@ -449,8 +449,12 @@ def convert_from_hf(hf_dir: str | Path, out_dir: str | Path) -> Path:
 
 
 def convert_to_hf(model_dir: str | Path, hf_dir: str | Path, dtype: torch.dtype | None = None) -> Path:
-    """Write an HF checkpoint directory (``AutoModelForCausalLM`` / ``AutoTokenizer`` load it); return ``hf_dir``."""
-    model_dir, hf_dir = check_model_dir(model_dir), Path(hf_dir)
+    """Write an HF checkpoint directory (``AutoModelForCausalLM`` / ``AutoTokenizer`` load it); return ``hf_dir``.
+
+    Without a ``tokenizer.json`` in ``model_dir`` only the model is written.
+    """
+    # A model directory saved without a tokenizer (possible with save_model_dir) exports the model alone.
+    model_dir, hf_dir = check_model_dir(model_dir, need_tokenizer=False), Path(hf_dir)
     config = ModelConfig.from_json(model_dir / CONFIG)
     model_type = hf_model_type(config)
     state, where = read_hf_weights(model_dir)
@@ -459,12 +463,15 @@ def convert_to_hf(model_dir: str | Path, hf_dir: str | Path, dtype: torch.dtype 
     _check_shapes(state, config, where)
     if dtype is not None:
         state = {k: v.to(dtype) for k, v in state.items()}
-    tokenizer = Tokenizer.from_file(model_dir / TOKENIZER)
+    tokenizer = Tokenizer.from_file(model_dir / TOKENIZER) if (model_dir / TOKENIZER).is_file() else None
     hf_dir.mkdir(parents=True, exist_ok=True)
     out = state_to_hf(state, config, model_type)
     save_file({k: v.contiguous() for k, v in out.items()}, str(hf_dir / "model.safetensors"), metadata={"format": "pt"})
     stored_dtype = next(iter(out.values())).dtype
-    (hf_dir / CONFIG).write_text(json.dumps(config_to_hf(config, tokenizer.eot_id, stored_dtype), indent=2) + "\n")
+    eot_id = tokenizer.eot_id if tokenizer is not None else None
+    (hf_dir / CONFIG).write_text(json.dumps(config_to_hf(config, eot_id, stored_dtype), indent=2) + "\n")
+    if tokenizer is None:
+        return hf_dir
     tokenizer.save(hf_dir / TOKENIZER)
     for name in TOKENIZER_EXTRAS:
         if (model_dir / name).is_file():

@@ -148,3 +148,15 @@ def test_export_of_an_inexpressible_model_names_the_field(tmp_path, small_tokeni
     save_model_dir(tmp_path / "ours", GPT(ModelConfig.from_name("tiny-llama", qk_norm=True)), small_tokenizer)
     with pytest.raises(ConfigError, match="qk_norm"):
         convert_to_hf(tmp_path / "ours", tmp_path / "hf")
+
+
+def test_a_model_directory_without_tokenizer_exports_the_model_alone(tmp_path):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2")).eval()
+    save_model_dir(tmp_path / "ours", model)  # no tokenizer
+    convert_to_hf(tmp_path / "ours", tmp_path / "hf")
+    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == ["config.json", "model.safetensors"]
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    idx = torch.randint(0, VOCAB, (1, 20))
+    with torch.no_grad():
+        torch.testing.assert_close(hf_logits(back, idx), model(idx), rtol=0, atol=1e-4)
