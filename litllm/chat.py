@@ -16,7 +16,7 @@ import torch
 
 from litllm.data.templates import Message, Template, load_template
 from litllm.model import GPT
-from litllm.textgen import add_sampling_args, load_for_inference, sampling_kwargs, stream_text
+from litllm.textgen import add_sampling_args, load_for_inference, one_line_warnings, sampling_kwargs, stream_text
 from litllm.tokenizer import Tokenizer
 
 HELP = "Type a message and press Enter. /reset starts over, /exit (or end of input) quits."
@@ -107,4 +107,5 @@ def chat_main(args: list[str], stdin: TextIO | None = None, stdout: TextIO | Non
     stdout.write(f"litllm chat ({mode}). {HELP}\n")
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(opts.seed)
     conversation = Conversation(template, opts.system, stop=tuple(opts.stop))
-    chat_loop(model, tokenizer, conversation, stdin, stdout, generator=generator, **sampling_kwargs(opts))
+    with one_line_warnings():
+        chat_loop(model, tokenizer, conversation, stdin, stdout, generator=generator, **sampling_kwargs(opts))

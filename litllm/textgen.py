@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -130,6 +133,19 @@ def stream_text(
     return "".join(pieces)
 
 
+@contextmanager
+def one_line_warnings(stream: TextIO | None = None) -> Iterator[None]:
+    """Show warnings (e.g. a cropped prompt) as ``litllm: warning: ...`` lines, without source locations."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"litllm: warning: {message}", file=stream or sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
+
+
 def load_for_inference(checkpoint: str, device: str | None = None, dtype: str = "float32") -> tuple[GPT, Tokenizer]:
     """Load a model directory on ``device`` (default: CUDA when present) in ``dtype``, ready to generate."""
     from litllm.checkpoint import load_model_dir
@@ -189,14 +205,15 @@ def generate_main(args: list[str]) -> None:
         sys.stdout.flush()
 
     records = []
-    for i, prompt in enumerate(prompts):
-        if i:
-            write("\n\n")
-        write(prompt)
-        completion = stream_text(
-            model, tokenizer, prompt, stop=opts.stop, generator=generator, write=write, **sampling_kwargs(opts)
-        )
-        records.append({"prompt": prompt, "completion": completion})
+    with one_line_warnings():
+        for i, prompt in enumerate(prompts):
+            if i:
+                write("\n\n")
+            write(prompt)
+            completion = stream_text(
+                model, tokenizer, prompt, stop=opts.stop, generator=generator, write=write, **sampling_kwargs(opts)
+            )
+            records.append({"prompt": prompt, "completion": completion})
     write("\n")
     if opts.output:
         with open(opts.output, "w", encoding="utf-8") as f:

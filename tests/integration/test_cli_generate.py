@@ -90,3 +90,10 @@ def test_chat_reads_piped_stdin(model_dir):
     assert "plain continuation" in result.stdout and "(conversation reset)" in result.stdout
     model, tok = load_for_inference(str(model_dir))
     assert stream_text(model, tok, "ROMEO:", max_new_tokens=20, temperature=0) in result.stdout
+
+
+def test_generate_warns_in_one_line_when_the_prompt_is_cropped(capsys, model_dir, shakespeare_path):
+    long_prompt = shakespeare_path.read_text()[:2000]  # far more than the 64-token context
+    main(["generate", "--checkpoint", str(model_dir), "--prompt", long_prompt, "--max_new_tokens", "5"])
+    err = capsys.readouterr().err
+    assert err.startswith("litllm: warning: prompt of") and "keeping the last" in err and err.count("\n") == 1
