@@ -143,8 +143,15 @@ def test_sft_gradients_do_not_depend_on_how_the_batch_is_split(tmp_path, small_t
     base = save_model_dir(tmp_path / "base", GPT(ModelConfig.from_name("tiny-gpt2", block_size=256)), small_tokenizer)
 
     def grads(bs: int, acc: int) -> dict:
-        dm = LLMDataModule(mode="sft", train_data="instructions", tokenizer=str(base), block_size=256, batch_size=bs,
-                           shuffle=False, cache_dir=str(tmp_path / "c"))
+        dm = LLMDataModule(
+            mode="sft",
+            train_data="instructions",
+            tokenizer=str(base),
+            block_size=256,
+            batch_size=bs,
+            shuffle=False,
+            cache_dir=str(tmp_path / "c"),
+        )
         probe = GradsAtFirstStep()
         tiny_trainer(tmp_path, max_steps=1, accumulate_grad_batches=acc, callbacks=[probe], limit_val_batches=0).fit(
             SFTModule(checkpoint=str(base), warmup_steps=1, max_steps=2), dm
