@@ -134,6 +134,15 @@ class LLMModule(L.LightningModule):
             )
             self.config.vocab_size = wanted
 
+    @property
+    def padded_labels(self) -> bool:
+        """Whether batches carry ignored (-100) labels, so token losses must be normalised per step.
+
+        True unless the data module serves packed text (``mode="text"``), where every label counts.
+        """
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(datamodule, "mode", None) != "text"
+
     def setup(self, stage: str) -> None:
         self._attach_tokenizer()
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -23,6 +23,13 @@ class PretrainModule(LLMModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         labels = batch["labels"]
         logits = self.model(batch["input_ids"])
+        if not self.padded_labels:
+            # Packed text: every micro-batch holds the same number of labelled tokens, so the plain mean
+            # already weighs every token of the step equally (and skips the normalisation pass).
+            loss = next_token_loss(logits, labels)
+            if self.is_logging_step():
+                self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+            return loss
         loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
         tokens = self.count_loss_tokens(labels)
         if self.is_logging_step():
