@@ -137,6 +137,10 @@ def _checked(data: dict[str, Any], where: str) -> dict[str, Any]:
 _GPT2 = dict(position="learned", norm="layernorm", mlp="gelu", bias=True, tie_embeddings=True, vocab_size=50257)
 _LLAMA = dict(position="rope", norm="rmsnorm", mlp="swiglu", bias=False, tie_embeddings=False, norm_eps=1e-5)
 
+_TINY_LLAMA = dict(
+    _LLAMA, vocab_size=512, block_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, intermediate_size=128
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # GPT-2 family (Radford et al. 2019), vocab 50257, context 1024
     "gpt2-124m": dict(_GPT2, block_size=1024, n_layer=12, n_head=12, n_embd=768),
@@ -192,25 +196,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # tiny shapes for tests and smoke runs
     "tiny-gpt2": dict(_GPT2, vocab_size=512, block_size=64, n_layer=2, n_head=4, n_embd=64),
-    "tiny-llama": dict(
-        _LLAMA,
-        vocab_size=512,
-        block_size=64,
-        n_layer=2,
-        n_head=4,
-        n_kv_head=2,
-        n_embd=64,
-        intermediate_size=128,
-    ),
-    "tiny-mistral": dict(
-        _LLAMA,
-        vocab_size=512,
-        block_size=64,
-        n_layer=2,
-        n_head=4,
-        n_kv_head=2,
-        n_embd=64,
-        intermediate_size=128,
-        sliding_window=16,
-    ),
+    "tiny-llama": _TINY_LLAMA,
+    "tiny-mistral": dict(_TINY_LLAMA, sliding_window=16),
 }

@@ -50,6 +50,12 @@ class Report:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
         self.first_bad.setdefault(reason, where)
 
+    def reject(self, reason: str, where: str, policy: str, detail: str | None = None) -> None:
+        """Apply the bad-record policy: raise a ``DataError`` naming ``where`` (``error``) or count and go on."""
+        if policy == "error":
+            raise DataError(f"{where}: {detail or reason}")
+        self.skip(reason, where)
+
     def summary(self, name: str) -> str:
         text = f"{name}: {self.kept:,} of {self.read:,} records kept"
         if self.truncated:
@@ -187,16 +193,17 @@ def build_examples(
         try:
             messages = to_messages(record, fields)
         except ValueError as err:
-            if on_bad_record == "error":
-                raise DataError(f"{where}: {err}") from None
-            report.skip(str(err), where)
+            report.reject(str(err), where, on_bad_record)
             continue
         ids, labels, truncated = encode(messages, template, tokenizer, max_length, train_on_prompt)
         if all(label == IGNORE for label in labels[1:]):
             # the prompt alone fills the maximum length: nothing left to learn from
-            if on_bad_record == "error":
-                raise DataError(f"{where}: the prompt is longer than max_length={max_length} tokens")
-            report.skip("prompt longer than max_length", where)
+            report.reject(
+                "prompt longer than max_length",
+                where,
+                on_bad_record,
+                f"the prompt is longer than max_length={max_length} tokens",
+            )
             continue
         report.truncated += truncated
         report.kept += 1

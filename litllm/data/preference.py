@@ -15,7 +15,6 @@ from torch.utils.data import Dataset
 
 from litllm.data.instruct import IGNORE, RecordFields, Report, encode, pad_collate, to_messages
 from litllm.data.templates import Template
-from litllm.errors import DataError
 from litllm.tokenizer import Tokenizer
 
 
@@ -101,13 +100,16 @@ def build_pairs(
         try:
             chosen, rejected = pair_messages(record, fields)
             encoded = [encode(m, template, tokenizer, max_length) for m in (chosen, rejected)]
-            if any(all(label == IGNORE for label in labels[1:]) for _, labels, _ in encoded):
-                raise ValueError(f"prompt longer than max_length={max_length}")
         except ValueError as err:
-            if on_bad_record == "error":
-                raise DataError(f"{where}: {err}") from None
-            reason = str(err).split("=")[0].rstrip() if "max_length" in str(err) else str(err)
-            report.skip(reason, where)
+            report.reject(str(err), where, on_bad_record)
+            continue
+        if any(all(label == IGNORE for label in labels[1:]) for _, labels, _ in encoded):
+            report.reject(
+                "prompt longer than max_length",
+                where,
+                on_bad_record,
+                f"the prompt is longer than max_length={max_length} tokens",
+            )
             continue
         report.truncated += any(t for _, _, t in encoded)
         report.kept += 1

@@ -10,6 +10,7 @@ The template a model was finetuned with is saved beside it as ``template.json``.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ Message = dict[str, str]
 
 
 @dataclass(frozen=True)
-class Template:
+class Template(ABC):
     """Base class: subclasses say how each role is framed."""
 
     name: str = "base"
@@ -30,15 +31,15 @@ class Template:
     stop: tuple[str, ...] = (EOT,)
     """Strings that end a generated response."""
 
+    @abstractmethod
     def segments(self, messages: list[Message]) -> list[tuple[str, bool]]:
-        raise NotImplementedError
+        """The conversation as ``(text, is_response)`` pieces, in order."""
 
     def prompt(self, messages: list[Message]) -> str:
         """Text of the conversation so far followed by the opening of the assistant's reply."""
         pieces = self.segments([*messages, {"role": "assistant", "content": ""}])
         # drop the (empty) response and its end marker: the model writes those
-        text = "".join(t for t, is_response in pieces[:-1])
-        return text
+        return "".join(text for text, _ in pieces[:-1])
 
 
 @dataclass(frozen=True)
