@@ -16,7 +16,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -75,20 +74,9 @@ def run_one(method: str, base: Path, steps: int, workdir: Path) -> dict:
         max_steps=steps + 2,
     )
 
-    class Timer(L.Callback):
-        start = end = None
-        tokens = 0
+    from timing import StepTimer
 
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.global_step == 2 and self.start is None:
-                self.start = time.perf_counter()
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if self.start is not None:
-                self.tokens += batch["input_ids"].numel()
-                self.end = time.perf_counter()
-
-    timer = Timer()
+    timer = StepTimer(warmup=2)
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=steps + 2,
@@ -120,7 +108,7 @@ def run_one(method: str, base: Path, steps: int, workdir: Path) -> dict:
         "base_weight_mb": base_bytes / 2**20,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**20,
         "rss_at_start_mb": rss_start / 2**20,
-        "tokens_per_s": timer.tokens / (timer.end - timer.start),
+        "tokens_per_s": timer.tokens_per_s,
         "steps": steps,
     }
 

@@ -15,13 +15,13 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
+
+from timing import free_port
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = [  # (name, strategy, processes, activation checkpointing)
@@ -40,28 +40,16 @@ def child(args: argparse.Namespace) -> None:
     import lightning as L
     import torch
     from lightning.pytorch.strategies import ModelParallelStrategy
+    from timing import StepTimer
 
     from litllm.data import LLMDataModule
     from litllm.modules import PretrainModule
-
-    class Timer(L.Callback):
-        start = end = None
-        tokens = 0
-
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.global_step == 2 and self.start is None:
-                self.start = time.perf_counter()
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if self.start is not None:
-                self.tokens += batch["input_ids"].numel()
-                self.end = time.perf_counter()
 
     world = args.processes
     dm = LLMDataModule(vocab_size=2048, block_size=256, batch_size=8 // world, cache_dir=args.cache)
     module = PretrainModule(arch="gpt-10m", activation_checkpointing=args.ac, warmup_steps=1, max_steps=args.steps + 2)
     strategy = {"single": "auto", "ddp": "ddp", "fsdp": ModelParallelStrategy()}[args.strategy]
-    timer = Timer()
+    timer = StepTimer(warmup=2)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=world,
@@ -79,17 +67,11 @@ def child(args: argparse.Namespace) -> None:
     trainer.fit(module, datamodule=dm)
     result = {
         "rank": trainer.global_rank,
-        "tokens_per_s": timer.tokens / (timer.end - timer.start) * world,
+        "tokens_per_s": timer.tokens_per_s * world,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
     }
     Path(f"{args.out}-{trainer.global_rank}.json").write_text(json.dumps(result))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

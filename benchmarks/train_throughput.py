@@ -23,6 +23,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from timing import StepTimer
 from torch.utils.data import DataLoader
 
 from litllm.data import LLMDataModule
@@ -40,22 +41,6 @@ SHAPES = {
     # gpt-10m: 6 layers x 384, context 256, batch 8, 8k vocabulary
     "gpt-10m (13.9M)": dict(arch="gpt-10m", overrides={}, batch=8, vocab=8192),
 }
-
-
-class StepTimer(L.Callback):
-    """Wall time of training steps after ``warmup`` steps (the first steps pay one-off costs)."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.warmup and self.start is None:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.start is not None:
-            self.steps += 1
-            self.end = time.perf_counter()
 
 
 def make_data(shape: dict, cache: Path) -> LLMDataModule:
@@ -127,7 +112,7 @@ def litllm_trainer(shape: dict, dm: LLMDataModule, precision: str, steps: int, w
         default_root_dir=str(root),
     )
     trainer.fit(module, datamodule=dm)
-    return timer.steps * dm.batch_size * dm.block_size / (timer.end - timer.start)
+    return timer.tokens_per_s
 
 
 def main() -> None:
