@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 import torch
 
-from litllm.checkpoint import load_model_dir, save_model_dir
+from litllm.checkpoint import load_model_dir
 from litllm.cli import main
-from litllm.config import ModelConfig
 from litllm.data.templates import get_template, load_template, save_template
-from litllm.model import GPT
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def sft_dir(tmp_path_factory, small_tokenizer) -> Path:
-    torch.manual_seed(0)
-    model = GPT(
-        ModelConfig.from_name("tiny-llama", block_size=256, n_embd=128, n_head=4, n_kv_head=2, intermediate_size=256)
-    )
-    directory = save_model_dir(tmp_path_factory.mktemp("sft") / "model", model, small_tokenizer)
-    save_template(get_template("alpaca"), directory)
-    return directory
-
-
-def metrics(root: Path, key: str) -> list[float]:
-    out = []
-    for path in sorted((root / "logs").glob("version_*/metrics.csv")):
-        with open(path) as f:
-            out += [float(r[key]) for r in csv.DictReader(f) if r.get(key)]
-    return out
+def sft_dir(tiny_model_dir) -> Path:
+    """The tiny model directory as an SFT stage leaves it: with the template it was tuned with."""
+    save_template(get_template("alpaca"), tiny_model_dir)
+    return tiny_model_dir
 
 
 @pytest.mark.parametrize("method", ["lora", "full"])
-def test_dpo_raises_preference_accuracy_and_margin(sft_dir, tmp_path, method):
+def test_dpo_raises_preference_accuracy_and_margin(sft_dir, tmp_path, method, logged):
+    def metrics(root, key):
+        return [value for _, value in logged(root, key)]
+
     root = tmp_path / "run"
     main(
         [

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 import torch
 
-from litllm.checkpoint import load_model_dir, save_model_dir
+from litllm.checkpoint import load_model_dir
 from litllm.cli import main
-from litllm.config import ModelConfig
 from litllm.data.templates import load_template
-from litllm.model import GPT
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, small_tokenizer) -> Path:
-    """A small 'pretrained' model directory (random weights are enough to see finetuning lower the loss)."""
-    torch.manual_seed(0)
-    model = GPT(
-        ModelConfig.from_name("tiny-llama", block_size=256, n_embd=128, n_head=4, n_kv_head=2, intermediate_size=256)
-    )
-    return save_model_dir(tmp_path_factory.mktemp("base") / "model", model, small_tokenizer)
+def base_dir(tiny_model_dir) -> Path:
+    return tiny_model_dir
 
 
 def args(method: str, base: Path, root: Path, steps: int, *extra: str) -> list[str]:
@@ -91,16 +83,8 @@ def validation_loss_of(model_dir: Path, cache: Path) -> float:
     return total / count
 
 
-def val_losses(root: Path) -> list[tuple[int, float]]:
-    out = []
-    for path in sorted((root / "logs").glob("version_*/metrics.csv")):
-        with open(path) as f:
-            out += [(int(r["step"]), float(r["val/loss"])) for r in csv.DictReader(f) if r.get("val/loss")]
-    return out
-
-
 @pytest.mark.parametrize("method", ["lora", "qlora"])
-def test_adapter_finetuning_lowers_validation_loss_and_exports(method, base_dir, tmp_path):
+def test_adapter_finetuning_lowers_validation_loss_and_exports(method, base_dir, tmp_path, logged):
     root = tmp_path / "run"
     main(
         args(
@@ -114,7 +98,7 @@ def test_adapter_finetuning_lowers_validation_loss_and_exports(method, base_dir,
             "[qkv, proj, up, down, lm_head]",
         )
     )
-    losses = val_losses(root)
+    losses = logged(root, "val/loss")
     before = validation_loss_of(base_dir, root.parent / "cache")
     assert len(losses) == 2 and losses[-1][1] < before - 0.5
     assert (root / "adapter" / "adapter_config.json").is_file()
@@ -128,7 +112,7 @@ def test_adapter_finetuning_lowers_validation_loss_and_exports(method, base_dir,
     assert ckpt < (base_dir / "model.safetensors").stat().st_size  # the checkpoint holds the adapter only
 
 
-def test_lora_run_resumes_from_its_checkpoint(base_dir, tmp_path):
+def test_lora_run_resumes_from_its_checkpoint(base_dir, tmp_path, logged):
     root = tmp_path / "run"
     main(args("lora", base_dir, root, 10))
     saved = torch.load(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -138,7 +122,7 @@ def test_lora_run_resumes_from_its_checkpoint(base_dir, tmp_path):
     assert resumed["global_step"] == 20
     key = next(k for k in saved["state_dict"] if "lora_B" in k)
     assert not torch.equal(saved["state_dict"][key], resumed["state_dict"][key])  # training went on
-    steps = [s for s, _ in val_losses(root)]
+    steps = [s for s, _ in logged(root, "val/loss")]
     assert steps[:2] == [4, 9] and len(steps) >= 3 and all(s > 10 for s in steps[2:])  # the second run went on from 10
 
 

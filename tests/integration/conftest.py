@@ -1,0 +1,38 @@
+"""Fixtures shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from litllm.checkpoint import save_model_dir
+from litllm.config import ModelConfig
+from litllm.model import GPT
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, small_tokenizer) -> Path:
+    """A small 'pretrained' Llama-style model directory (random weights are enough to see finetuning work)."""
+    torch.manual_seed(0)
+    model = GPT(
+        ModelConfig.from_name("tiny-llama", block_size=256, n_embd=128, n_head=4, n_kv_head=2, intermediate_size=256)
+    )
+    return save_model_dir(tmp_path_factory.mktemp("base") / "model", model, small_tokenizer)
+
+
+def _logged(root: Path, key: str) -> list[tuple[int, float]]:
+    out = []
+    for path in sorted((root / "logs").glob("version_*/metrics.csv")):
+        with open(path) as f:
+            out += [(int(r["step"]), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
+    return out
+
+
+@pytest.fixture
+def logged() -> Callable[[Path, str], list[tuple[int, float]]]:
+    """``logged(root, key)``: the (step, value) pairs a run under ``root`` wrote to its CSV logs."""
+    return _logged
