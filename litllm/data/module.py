@@ -2,25 +2,34 @@
 
 ``mode="text"`` serves pretraining: raw text -> tokens -> fixed-length blocks. Lightning calls
 ``prepare_data`` once per node (tokenizer training and tokenization happen there, cached on disk)
-and ``setup`` on every process (which only opens the cache).
+and ``setup`` on every process (which only opens the cache). With ``prepared``, the blocks come
+from the token shards of a ``litllm prepare`` directory instead, and nothing is tokenized here.
+
+Every map-style training loader (text, prepared, sft, preference) is a ``ResumableDataLoader``: a
+checkpoint records the epoch and the batches already trained, and a resumed run continues at the
+exact sample where the checkpoint was written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from litllm.data import sources
 from litllm.data.instruct import Report, SFTDataset, build_examples, pack, pad_collate, read_records
 from litllm.data.preference import PreferenceDataset, PreferenceFields, build_pairs, preference_collate
+from litllm.data.sampler import ResumableDataLoader, resumable_loader
+from litllm.data.shards import Manifest, ShardedTokenBlocks, check_tokenizer, is_prepared, load_manifest, load_tokenizer
 from litllm.data.templates import Template, get_template, load_template
 from litllm.data.text import (
     StreamingTokenBlocks,
@@ -32,12 +41,18 @@ from litllm.data.text import (
 from litllm.errors import ConfigError, DataError
 from litllm.tokenizer import EOT, Tokenizer, train_bpe
 
+STATS_TRAIN_TOKENS = 1 << 22
+"""Prepared data: the unigram baseline counts token frequencies in at most this many training tokens."""
+STATS_VAL_TOKENS = 1 << 19
+"""Prepared data: bytes per token and the unigram baseline use at most this many validation tokens."""
+
 
 class LLMDataModule(L.LightningDataModule):
     def __init__(
         self,
         mode: Literal["text", "sft", "preference"] = "text",
         train_data: str = "shakespeare",
+        prepared: str | None = None,
         val_data: str | None = None,
         val_fraction: float = 0.1,
         text_field: str = "text",
@@ -70,8 +85,13 @@ class LLMDataModule(L.LightningDataModule):
             mode: What the data is for. ``text``: pretraining on raw text.
             train_data: A built-in corpus name (``shakespeare``), a file, directory or glob of
                 .txt/.jsonl/.json/.parquet files (optionally .gz), or a ``datasets`` name (hub or local).
-            val_data: Validation source of the same kinds; None splits ``train_data`` instead.
-            val_fraction: Share of the token stream (its end) held out for validation when ``val_data`` is None.
+            prepared: (text) A directory written by ``litllm prepare`` (token shards + manifest.json) to train
+                on instead of ``train_data``: nothing is tokenized, the tokenizer is the directory's own
+                (or ``tokenizer``, which must be the same one).
+            val_data: Validation source of the same kinds; None splits ``train_data`` instead. With
+                ``prepared``: another prepared directory, or None to hold out the end of ``prepared``.
+            val_fraction: Share of the token stream (its end) held out for validation when ``val_data`` is None
+                (with ``prepared``: that share of its blocks).
             text_field: Field holding the text in JSON/parquet records and ``datasets`` rows.
             dataset_config: Configuration name of a ``datasets`` dataset (e.g. ``sample-10BT``).
             dataset_split: Split of a ``datasets`` dataset to read.
@@ -105,10 +125,14 @@ class LLMDataModule(L.LightningDataModule):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        if prepared is not None and mode != "text":
+            raise ConfigError(f"data.prepared holds pretraining tokens: it needs data.mode=text, not {mode}")
         self.mode = mode
         self.train_data, self.val_data, self.val_fraction = train_data, val_data, val_fraction
+        self.prepared = prepared
         self.text_field, self.dataset_config, self.dataset_split = text_field, dataset_config, dataset_split
-        self.streaming, self.val_documents = streaming, val_documents
+        # A prepared directory replaces the training source, streamed or not (a recipe may say streaming: true).
+        self.streaming, self.val_documents = streaming and prepared is None, val_documents
         self.tokenizer_path, self.vocab_size = tokenizer, vocab_size
         self.block_size, self.batch_size, self.num_workers = block_size, batch_size, num_workers
         self.cache_dir = Path(cache_dir)
@@ -237,6 +261,14 @@ class LLMDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ Lightning hooks
     def prepare_data(self) -> None:
         """Once per node: train the tokenizer if needed and tokenize into the cache."""
+        if self.prepared is not None:
+            load_manifest(self.prepared)  # a bad directory fails here, before any process starts training
+            if self._hub_tokenizer() and not self._tokenizer_file().is_file():
+                # Fetched once per node and checked against the manifest in setup(); if it cannot be
+                # fetched, setup() says so and uses the directory's own copy.
+                with contextlib.suppress(FileNotFoundError):
+                    self._ensure_tokenizer()
+            return
         if self.mode != "text":
             if self.tokenizer_path is None:
                 raise ConfigError(
@@ -255,6 +287,9 @@ class LLMDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """On every process: open the tokenizer and the cached tokens and cut them into datasets."""
         if self.train_dataset is not None:
+            return
+        if self.prepared is not None:
+            self._setup_prepared()
             return
         if self.tokenizer is None:
             self.tokenizer = (
@@ -306,6 +341,67 @@ class LLMDataModule(L.LightningDataModule):
         self.data_fingerprint = self._fingerprint(self.train_data)
         rank_zero_info(
             f"Data: {len(self.train_dataset):,} training and {len(self.val_dataset):,} validation blocks of "
+            f"{self.block_size} tokens; unigram baseline loss {self.unigram_loss:.3f}"
+        )
+
+    def _prepared_tokenizer(self, manifest: Manifest) -> Tokenizer:
+        """``data.tokenizer`` if set (it must be the one the shards were made with), else the directory's copy."""
+        if self.tokenizer_path is None:
+            return load_tokenizer(manifest)
+        path = self._tokenizer_file()
+        if not path.is_file() and self._hub_tokenizer():
+            try:
+                self._ensure_tokenizer()
+            except FileNotFoundError as err:
+                # The directory's copy is by construction the tokenizer of its tokens; only the
+                # comparison with the name the recipe gives is lost.
+                rank_zero_warn(
+                    f"{err}; cannot compare it with {self.prepared}: training with {manifest.tokenizer_file}"
+                )
+                return load_tokenizer(manifest)
+        return load_tokenizer(manifest, path, f"data.tokenizer ({self.tokenizer_path})")
+
+    def _setup_prepared(self) -> None:
+        """Blocks from a prepared directory: training = the first blocks, validation = the last (or val_data)."""
+        manifest = load_manifest(self.prepared)
+        self.tokenizer = self._prepared_tokenizer(manifest)
+        total = ShardedTokenBlocks.from_manifest(manifest, self.block_size).total_blocks
+        if self.val_data is None:
+            n_val = int(total * self.val_fraction)
+            if n_val < 1 or total - n_val < 1:
+                raise DataError(
+                    f"{self.prepared} holds {total:,} blocks of block_size+1={self.block_size + 1} tokens: too few "
+                    f"to hold out val_fraction={self.val_fraction} for validation"
+                )
+            self.train_dataset = ShardedTokenBlocks.from_manifest(manifest, self.block_size, 0, total - n_val)
+            self.val_dataset = ShardedTokenBlocks.from_manifest(manifest, self.block_size, total - n_val, total)
+        else:
+            if not is_prepared(self.val_data):
+                raise ConfigError(
+                    f"with data.prepared, data.val_data must be another prepared directory (no manifest.json in "
+                    f"{self.val_data}); run litllm prepare on it, or leave data.val_data unset to hold out "
+                    f"data.val_fraction of {self.prepared}"
+                )
+            val_manifest = load_manifest(self.val_data)
+            check_tokenizer(val_manifest, self.tokenizer, f"the tokenizer of {self.prepared}")
+            self.train_dataset = ShardedTokenBlocks.from_manifest(manifest, self.block_size)
+            self.val_dataset = ShardedTokenBlocks.from_manifest(val_manifest, self.block_size)
+        for name, ds in (("training", self.train_dataset), ("validation", self.val_dataset)):
+            if len(ds) == 0:
+                source = self.prepared if name == "training" else self.val_data
+                raise DataError(f"{source}: no shard holds block_size+1={self.block_size + 1} tokens")
+        # Statistics of evenly spaced blocks: exact for small data, bounded work for billions of tokens.
+        train_inputs, _ = self.train_dataset.sample(STATS_TRAIN_TOKENS)
+        _, val_targets = self.val_dataset.sample(STATS_VAL_TOKENS)
+        texts = self.tokenizer.backend.decode_batch([t.tolist() for t in val_targets], skip_special_tokens=False)
+        val_tokens = np.concatenate(val_targets)
+        self.val_bytes_per_token = sum(len(t.encode("utf-8")) for t in texts) / len(val_tokens)
+        vocab = max(self.tokenizer.vocab_size, manifest.vocab_size)
+        self.unigram_loss = unigram_loss(train_inputs, val_tokens, vocab)
+        self.data_fingerprint = manifest.fingerprint()
+        rank_zero_info(
+            f"Data: {self.prepared} ({manifest.total_tokens:,} tokens in {len(manifest.shards)} shards): "
+            f"{len(self.train_dataset):,} training and {len(self.val_dataset):,} validation blocks of "
             f"{self.block_size} tokens; unigram baseline loss {self.unigram_loss:.3f}"
         )
 
@@ -387,7 +483,7 @@ class LLMDataModule(L.LightningDataModule):
         self.data_fingerprint = self._fingerprint(self.train_data)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=self.shuffle and not self.streaming, drop_last=True)
+        return self._loader(self.train_dataset, shuffle=self.shuffle and not self.streaming, drop_last=True, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, shuffle=False, drop_last=False)
@@ -395,29 +491,48 @@ class LLMDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool, train: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        sampler = None
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1 and not isinstance(dataset, IterableDataset):
-            # Our own sampler, so that shuffle=False means the same order as on one process
-            # (rank r takes samples r, r + world, ...); Lightning leaves a DistributedSampler alone.
-            sampler = DistributedSampler(
-                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=shuffle, drop_last=drop_last
-            )
-            shuffle = False
-        return DataLoader(
-            dataset,
+        common = dict(
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
-            drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collate_fn,
         )
+        if isinstance(dataset, IterableDataset):  # streamed: split across ranks by the stream itself
+            return DataLoader(dataset, drop_last=drop_last, **common)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if train:
+            # Our own sampler (a DistributedSampler, so Lightning leaves it alone): shuffle=False means the
+            # same order as on one process (rank r takes samples r, r + world, ...), and the loader's
+            # position goes into every checkpoint.
+            loader = resumable_loader(
+                dataset, shuffle=shuffle, drop_last=drop_last, rank=rank, world_size=world, **common
+            )
+            loader.progress = partial(self._trained_batches, loader)
+            return loader
+        sampler = None
+        if world > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, drop_last=drop_last)
+        return DataLoader(
+            dataset, shuffle=shuffle if sampler is None else False, sampler=sampler, drop_last=drop_last, **common
+        )
+
+    def _trained_batches(self, loader: ResumableDataLoader) -> int | None:
+        """Batches of the current epoch the trainer has trained on, for the loader's checkpointed state.
+
+        The trainer's count, not the loader's: Lightning may fetch a batch ahead of training. A finished
+        epoch (also one cut short by ``limit_train_batches``) reads as ``len(loader)``, so that a
+        checkpoint written at an epoch end resumes at the start of the next.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return len(loader) if done >= trainer.num_training_batches else done
 
     # ------------------------------------------------------------------ helpers
     def bits_per_byte(self, loss_nats_per_token: float) -> float:
