@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -509,11 +508,15 @@ class LLMDataModule(L.LightningDataModule):
             # Our own sampler (a DistributedSampler, so Lightning leaves it alone): shuffle=False means the
             # same order as on one process (rank r takes samples r, r + world, ...), and the loader's
             # position goes into every checkpoint.
-            loader = resumable_loader(
-                dataset, shuffle=shuffle, drop_last=drop_last, rank=rank, world_size=world, **common
+            return resumable_loader(
+                dataset,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                rank=rank,
+                world_size=world,
+                progress=self._trained_batches,
+                **common,
             )
-            loader.progress = partial(self._trained_batches, loader)
-            return loader
         sampler = None
         if world > 1:
             sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, drop_last=drop_last)

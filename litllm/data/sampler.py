@@ -75,9 +75,10 @@ class ResumableSampler(DistributedSampler):
 class ResumableDataLoader(DataLoader):
     """A ``DataLoader`` over a ``ResumableSampler`` whose position can be saved and restored.
 
-    ``progress`` returns how many batches of the current epoch have been *trained*; a data module
-    under Lightning reads it from the trainer, because the loader's own count runs ahead of training
-    whenever batches are prefetched. Without it, the loader counts the batches it has handed out,
+    ``progress(loader)`` returns how many batches of the current epoch have been *trained*; a data
+    module under Lightning reads it from the trainer, because the loader's own count runs ahead of
+    training whenever batches are prefetched. (It gets the loader as an argument rather than holding
+    it: a reference cycle would leave worker processes to the garbage collector.) Without it, the loader counts the batches it has handed out,
     which is right for a plain ``for batch in loader`` loop. A count of ``len(self)`` or more means
     the epoch is finished: restoring it starts the next epoch.
     """
@@ -87,7 +88,7 @@ class ResumableDataLoader(DataLoader):
         dataset: Dataset,
         batch_size: int,
         sampler: ResumableSampler,
-        progress: Callable[[], int | None] | None = None,
+        progress: Callable[[ResumableDataLoader], int | None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(dataset, batch_size=batch_size, sampler=sampler, **kwargs)
@@ -110,7 +111,7 @@ class ResumableDataLoader(DataLoader):
 
     def state_dict(self) -> dict[str, Any]:
         """The epoch, the batches of it already trained, and the shape of the split (to check on restore)."""
-        done = self.progress() if self.progress is not None else None
+        done = self.progress(self) if self.progress is not None else None
         return {
             "epoch": self.sampler.epoch,
             "batches": self._handed_out if done is None else done,
@@ -124,8 +125,9 @@ class ResumableDataLoader(DataLoader):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Make the next iteration start at the saved position (the next epoch if it was finished)."""
         epoch, batches = int(state["epoch"]), int(state["batches"])
-        same = {key: state.get(key) for key in ("samples", "shuffle", "seed")}
         now = {"samples": len(self.dataset), "shuffle": self.sampler.shuffle, "seed": self.sampler.seed}
+        same = {key: state[key] for key in now if key in state}
+        now = {key: now[key] for key in same}
         if same != now:
             rank_zero_warn(
                 f"the training data or its order changed since the checkpoint ({same} then, {now} now): "
@@ -164,7 +166,7 @@ def resumable_loader(
     rank: int = 0,
     world_size: int = 1,
     seed: int | None = None,
-    progress: Callable[[], int | None] | None = None,
+    progress: Callable[[ResumableDataLoader], int | None] | None = None,
     **kwargs: Any,
 ) -> ResumableDataLoader:
     """A training loader for rank ``rank`` of ``world_size``; ``kwargs`` go to ``DataLoader``.

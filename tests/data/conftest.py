@@ -56,7 +56,7 @@ def write_prepared(
     return shards
 
 
-@pytest.fixture(name="write_prepared")
+@pytest.fixture(name="write_prepared", scope="session")
 def write_prepared_fixture() -> Callable[..., list[np.ndarray]]:
     """``write_prepared(out, tokenizer, documents, shard_tokens, dtype="uint16")`` (see above)."""
     return write_prepared
