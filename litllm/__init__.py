@@ -1,8 +1,30 @@
 """litllm: from raw text to a chat model you trained yourself, on PyTorch Lightning."""
 
-from litllm.config import PRESETS, ModelConfig
-from litllm.model import GPT
-from litllm.tokenizer import Tokenizer, train_bpe
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 __all__ = ["GPT", "PRESETS", "ModelConfig", "Tokenizer", "train_bpe", "__version__"]
+
+# Imported on first use, so that light entry points (``litllm prepare`` and its worker processes,
+# ``litllm chat``) do not pay for importing torch before they need it.
+_LAZY = {
+    "GPT": "litllm.model",
+    "PRESETS": "litllm.config",
+    "ModelConfig": "litllm.config",
+    "Tokenizer": "litllm.tokenizer",
+    "train_bpe": "litllm.tokenizer",
+}
+
+if TYPE_CHECKING:
+    from litllm.config import PRESETS, ModelConfig
+    from litllm.model import GPT
+    from litllm.tokenizer import Tokenizer, train_bpe
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'litllm' has no attribute {name!r}")

@@ -166,6 +166,7 @@ verbs:
   finetune full|lora|qlora  instruction-tune a model directory: litllm finetune lora --config recipes/sft_lora_tiny.yaml
   finetune dpo              align a finetuned model with preference pairs: litllm finetune dpo --config recipes/dpo_lora_tiny.yaml
   tokenizer train           train a byte-level BPE tokenizer on text files
+  prepare                   clean, deduplicate and tokenize a corpus into shards: litllm prepare --config recipes/prepare_web.yaml
   presets                   list the model presets with their parameter counts
   evaluate                  loss, perplexity, bits per byte: litllm evaluate --checkpoint DIR --data FILE
   convert from-hf|to-hf     Hugging Face interop: litllm convert from-hf HF_DIR OUT_DIR; litllm convert to-hf DIR HF_DIR
@@ -186,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
             finetune_main(args[1:])
         elif verb == "tokenizer":
             tokenizer_main(args[1:])
+        elif verb == "prepare":
+            from litllm.prepare.cli import prepare_main
+
+            prepare_main(args[1:])
         elif verb == "presets":
             presets_main(args[1:])
         elif verb == "evaluate":
