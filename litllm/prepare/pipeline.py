@@ -135,7 +135,7 @@ def process_unit(unit: Unit) -> dict:
                 continue
             t2 = time.perf_counter()
             if settings.dedup.exact:
-                hashes.append(exact_hash(text))
+                hashes.append(exact_hash(text, stats.words))
             if w["hasher"] is not None:
                 signatures.append(w["hasher"].signature(stats.word_hashes))
             seconds["dedup"] += time.perf_counter() - t2
