@@ -259,7 +259,7 @@ class LLMDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ Lightning hooks
     def prepare_data(self) -> None:
-        """Once per node: train the tokenizer if needed and tokenize into the cache."""
+        """Once per node: train the tokenizer if needed and tokenize into the cache (``prepared``: check the directory)."""
         if self.prepared is not None:
             load_manifest(self.prepared)  # a bad directory fails here, before any process starts training
             if self._hub_tokenizer() and not self._tokenizer_file().is_file():
@@ -284,7 +284,7 @@ class LLMDataModule(L.LightningDataModule):
             self._build_cache(self.val_data, tokenizer)
 
     def setup(self, stage: str | None = None) -> None:
-        """On every process: open the tokenizer and the cached tokens and cut them into datasets."""
+        """On every process: open the tokenizer and the cached (or prepared) tokens and cut them into datasets."""
         if self.train_dataset is not None:
             return
         if self.prepared is not None:

@@ -78,9 +78,10 @@ class ResumableDataLoader(DataLoader):
     ``progress(loader)`` returns how many batches of the current epoch have been *trained*; a data
     module under Lightning reads it from the trainer, because the loader's own count runs ahead of
     training whenever batches are prefetched. (It gets the loader as an argument rather than holding
-    it: a reference cycle would leave worker processes to the garbage collector.) Without it, the loader counts the batches it has handed out,
-    which is right for a plain ``for batch in loader`` loop. A count of ``len(self)`` or more means
-    the epoch is finished: restoring it starts the next epoch.
+    it: a reference cycle would leave the worker processes to the garbage collector, which stops
+    them slowly.) Without it, the loader counts the batches it has handed out, which is right for a
+    plain ``for batch in loader`` loop. A count of ``len(self)`` or more means the epoch is
+    finished: restoring it starts the next epoch.
     """
 
     def __init__(

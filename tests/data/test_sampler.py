@@ -136,3 +136,24 @@ def test_validation_and_streaming_loaders_are_plain():
     assert not isinstance(loader, ResumableDataLoader)
     assert [i for b in indices(loader) for i in b] == list(range(10))
     assert torch.utils.data.get_worker_info() is None
+
+
+@pytest.mark.parametrize(("mode", "data"), [("sft", "instructions"), ("preference", "preferences")])
+def test_finetuning_loaders_resume_too(tmp_path, small_tokenizer, mode, data):
+    def loader() -> ResumableDataLoader:
+        dm = LLMDataModule(
+            mode=mode, train_data=data, tokenizer=str(small_tokenizer.path), block_size=128, batch_size=4
+        )
+        dm.setup("fit")
+        return dm.train_dataloader()
+
+    def first_ids(batches) -> list[list[list[int]]]:
+        return [b["input_ids"].tolist() for b in batches]
+
+    full = loader()
+    assert isinstance(full, ResumableDataLoader)
+    full.sampler.set_epoch(1)
+    epoch = first_ids(full)
+    fresh = loader()
+    fresh.load_state_dict({"epoch": 1, "batches": 7})
+    assert first_ids(fresh) == epoch[7:]
