@@ -112,12 +112,19 @@ class SampleGeneration(Callback):
         self.temperature, self.top_k = temperature, top_k
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.max_new_tokens <= 0 or not trainer.is_global_zero:
+        if trainer.sanity_checking or self.max_new_tokens <= 0:
             return
         tokenizer = getattr(pl_module, "tokenizer", None)
         if tokenizer is None:
             return
-        text = self.sample(pl_module, tokenizer)
+        # Under FSDP every forward pass gathers the shards from all processes, so every rank generates
+        # (the same tokens, for the same number of steps); otherwise rank 0 alone.
+        sharded = any(hasattr(p, "full_tensor") for p in pl_module.backbone.parameters())
+        if not (trainer.is_global_zero or sharded):
+            return
+        text = self.sample(pl_module, tokenizer, fixed_length=sharded)
+        if not trainer.is_global_zero:
+            return
         if getattr(pl_module, "template", None) is not None:
             text = f"\n>>> {text}"  # an instruction and the model's answer, not a continuation
         pl_module.print(f"\n--- sample at step {trainer.global_step} ---\n{self.prompt}{text}\n---")
@@ -126,7 +133,12 @@ class SampleGeneration(Callback):
         with open(out, "a", encoding="utf-8") as f:
             f.write(f"--- step {trainer.global_step} ---\n{self.prompt}{text}\n")
 
-    def sample(self, pl_module: L.LightningModule, tokenizer) -> str:
+    def sample(self, pl_module: L.LightningModule, tokenizer, fixed_length: bool = False) -> str:
+        """Generate from the module's backbone; the text ends before the first end-of-text token.
+
+        ``fixed_length`` always runs ``max_new_tokens`` forward passes (no stop at end-of-text), so that
+        processes taking part in sharded forward passes make the same number of collective calls.
+        """
         from litllm.generate import generate
 
         model = pl_module.backbone
@@ -144,12 +156,15 @@ class SampleGeneration(Callback):
                 self.max_new_tokens,
                 temperature=self.temperature,
                 top_k=self.top_k,
-                eos_id=tokenizer.eot_id,
+                eos_id=None if fixed_length else tokenizer.eot_id,
                 generator=generator,
             )
         finally:
             model.train(was_training)
-        return tokenizer.decode(out[0, len(ids) :].tolist(), skip_special_tokens=True)
+        new_ids = out[0, len(ids) :].tolist()
+        if tokenizer.eot_id in new_ids:
+            new_ids = new_ids[: new_ids.index(tokenizer.eot_id)]
+        return tokenizer.decode(new_ids, skip_special_tokens=True)
 
 
 class LossCurve(Callback):

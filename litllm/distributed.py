@@ -1,8 +1,9 @@
 """Sharding and activation checkpointing for the backbone.
 
 FSDP2 (``torch.distributed.fsdp.fully_shard``) is applied per transformer block and then at the root,
-inside ``configure_model``, when Lightning's ``ModelParallelStrategy`` provides a device mesh. The same
-code runs on CPU (gloo) and GPU (NCCL). Activation checkpointing uses the composable
+inside ``configure_model``, when Lightning's ``ModelParallelStrategy`` provides a device mesh. litllm
+applies no tensor parallelism, so every process of that mesh is a data-parallel FSDP rank (see
+``data_parallel_mesh``). The same code runs on CPU (gloo) and GPU (NCCL). Activation checkpointing uses the composable
 ``torch.distributed._composable.checkpoint``, which keeps parameter names, so full checkpoints still load.
 """
 
@@ -19,6 +20,29 @@ def checkpoint_blocks(model: GPT) -> None:
 
     for block in model.blocks:
         checkpoint(block)
+
+
+def data_parallel_mesh(mesh):
+    """The 1-D mesh of every process in ``mesh``, over which FSDP shards and averages gradients.
+
+    Lightning's ``ModelParallelStrategy`` builds a 2-D ``(data_parallel, tensor_parallel)`` mesh whose
+    defaults are ``data_parallel_size = num_nodes`` and ``tensor_parallel_size = devices per node``: on one
+    node the ``data_parallel`` dimension has size 1. Sharding over that dimension alone would leave each
+    process training its own unsharded copy on its own part of the batch (no gradient reduction at all).
+    As litllm does not use the tensor-parallel dimension, all processes are data parallel: the data
+    module's sampler (``trainer.global_rank`` of ``trainer.world_size``) and the token normalisation in
+    ``LLMModule`` assume the same.
+    """
+    if mesh.ndim == 1:
+        return mesh
+    names = mesh.mesh_dim_names
+    for name in names:  # one dimension spans every process (the other has size 1): use it as it is
+        if mesh[name].size() == mesh.size():
+            return mesh[name]
+    from torch.distributed.device_mesh import init_device_mesh
+
+    # Several nodes with the default sizes (both dimensions > 1): a new 1-D mesh over the whole world.
+    return init_device_mesh(mesh.device_type, (mesh.size(),), mesh_dim_names=("data_parallel",))
 
 
 def shard(model: torch.nn.Module, mesh, param_dtype: torch.dtype | None = None, cpu_offload: bool = False) -> None:

@@ -183,11 +183,16 @@ class LLMModule(L.LightningModule):
 
             model = apply_lora(model, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.lora_targets or ["qkv", "proj"])
         if mesh is not None:
-            from litllm.distributed import shard
+            from litllm.distributed import data_parallel_mesh, shard
 
             bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
+            # Every process is a data-parallel rank (not only the mesh's "data_parallel" dimension, which
+            # has size 1 on one node with Lightning's default sizes): see data_parallel_mesh.
             shard(
-                model, mesh["data_parallel"], param_dtype=torch.bfloat16 if bf16 else None, cpu_offload=hp.cpu_offload
+                model,
+                data_parallel_mesh(mesh),
+                param_dtype=torch.bfloat16 if bf16 else None,
+                cpu_offload=hp.cpu_offload,
             )
         self.model = torch.compile(model) if hp.compile else model
 

@@ -60,33 +60,25 @@ def test_ddp_two_processes_match_one(single):
     close(run(tmp, "ddp", "--strategy", "ddp", "--devices", "2"), reference)
 
 
-def test_fsdp_two_processes_match_one_and_resume(single):
+def test_fsdp_two_processes_match_one_and_resume_in_any_number(single):
     tmp, reference = single
+    # Lightning's default ModelParallelStrategy() on one node: a (data_parallel=1, tensor_parallel=2) mesh.
+    # Both processes must still shard the model and average gradients (litllm.distributed.data_parallel_mesh).
     sharded = run(tmp, "fsdp", "--strategy", "fsdp", "--devices", "2")
-    # Same initial weights and the same first global batch: the first loss agrees exactly. The updates
-    # after it differ from one process by about 1% (an open question, see the README), so only the
-    # trend is checked here.
-    assert sharded["losses"][0] == pytest.approx(reference["losses"][0], rel=1e-5)
-    assert sharded["losses"][-1] < sharded["losses"][0] - 0.3
-    assert sharded["losses"] == pytest.approx(reference["losses"], rel=0.03)
-    # resume the sharded checkpoint for two more steps
+    close(sharded, reference)
     ckpt = tmp / "run-fsdp" / "checkpoints" / "last.ckpt"
-    assert ckpt.is_dir()  # a distributed (sharded) checkpoint
-    resumed = run(
-        tmp,
-        "fsdp-resumed",
-        "--strategy",
-        "fsdp",
-        "--devices",
-        "2",
-        "--steps",
-        "8",
-        "--root",
-        str(tmp / "run-fsdp"),
-        "--ckpt_path",
-        str(ckpt),
-    )
-    assert resumed["global_step"] == 8 and len(resumed["losses"]) == 2
+    assert sorted(p.name for p in ckpt.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]  # one shard per rank
+    # Resume the sharded checkpoint for two more steps in one process (distributed checkpointing reshards
+    # weights and optimizer state onto the new mesh), then in two; both continue the same run.
+    resume = ("--strategy", "fsdp", "--steps", "8", "--ckpt_path", str(ckpt))
+    one = run(tmp, "fsdp-resumed-1", *resume, "--devices", "1", "--root", str(tmp / "run-fsdp-1"))
+    two = run(tmp, "fsdp-resumed-2", *resume, "--devices", "2", "--root", str(tmp / "run-fsdp"))
+    for resumed in (one, two):
+        assert resumed["global_step"] == 8 and len(resumed["losses"]) == 2
+    assert one["losses"] == pytest.approx(two["losses"], rel=1e-5)
+    for key in one["weights"]:
+        assert one["weights"][key] == pytest.approx(two["weights"][key], rel=1e-4, abs=1e-4), key
+    assert one["losses"][0] < sharded["losses"][0] - 0.3  # trained weights came back, not a fresh init
     assert (tmp / "run-fsdp" / "final" / "model.safetensors").is_file()  # consolidated model directory
 
 
