@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
+from litllm.callbacks import write_metrics
 from litllm.checkpoint import CONFIG, check_model_dir, load_weights
 from litllm.config import ModelConfig
 from litllm.errors import CheckpointError, ConfigError
@@ -325,12 +326,11 @@ class LLMModule(L.LightningModule):
                 norm = torch.nn.utils.get_total_norm(grads)
                 if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
                     norm = norm.full_tensor()
-                self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+                write_metrics(self.trainer, {"train/grad_norm": norm})
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.is_logging_step():
-            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-            self.log("train/lr", lr, on_step=True, on_epoch=False, prog_bar=False)
+            write_metrics(self.trainer, {"train/lr": self.trainer.optimizers[0].param_groups[0]["lr"]})
 
     # ------------------------------------------------------------------ validation bookkeeping
     def on_validation_epoch_end(self) -> None:

@@ -1,4 +1,6 @@
+import csv
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -185,9 +187,16 @@ def test_speed_monitor_logs_tokens_mfu_and_memory(tmp_path):
 
     dm = LLMDataModule(cache_dir=str(tmp_path / "c"), vocab_size=300, block_size=32, batch_size=4)
     module = PretrainModule(arch="tiny-gpt2", warmup_steps=1)
-    trainer = tiny_trainer(tmp_path, max_steps=3, log_every_n_steps=1, callbacks=[SpeedMonitor(peak_flops=1e12)])
+    logger = L.pytorch.loggers.CSVLogger(tmp_path, name="logs")
+    trainer = tiny_trainer(
+        tmp_path, max_steps=3, log_every_n_steps=1, logger=logger, callbacks=[SpeedMonitor(peak_flops=1e12)]
+    )
     trainer.fit(module, dm)
-    metrics = trainer.logged_metrics
+    # Written straight to the logger (not through self.log): read what the CSV logger recorded.
+    with open(Path(logger.log_dir) / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("speed/tokens_per_sec")]
+    assert len(rows) == 3  # one per step with log_every_n_steps=1
+    metrics = rows[-1]
     tokens_per_sec = float(metrics["speed/tokens_per_sec"])
     assert tokens_per_sec > 0 and float(metrics["speed/peak_memory_gb"]) > 0.05
     expected_mfu = module.config.flops_per_token(32) * tokens_per_sec / 1e12
