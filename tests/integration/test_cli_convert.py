@@ -46,3 +46,63 @@ def test_convert_names_the_unsupported_field_in_one_line(tmp_path, capsys):
         main(["convert", "from-hf", str(tmp_path / "hf"), str(tmp_path / "ours")])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unsupported rope_scaling" in err
+
+
+def test_finetune_starts_from_a_converted_model(tmp_path, small_tokenizer):
+    """A Hugging Face Llama (GQA) converted in is a model directory the finetune verbs start from."""
+    from pathlib import Path
+
+    from litllm.checkpoint import load_model_dir
+
+    repo = Path(__file__).resolve().parents[2]
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "hf")
+    small_tokenizer.save(tmp_path / "hf")
+    main(["convert", "from-hf", str(tmp_path / "hf"), str(tmp_path / "base")])
+    root = tmp_path / "lora"
+    main(
+        [
+            "finetune",
+            "lora",
+            "--config",
+            str(repo / "recipes" / "sft_lora_tiny.yaml"),
+            "--model.checkpoint",
+            str(tmp_path / "base"),
+            "--model.warmup_steps",
+            "1",
+            "--data.block_size",
+            "128",
+            "--data.max_length",
+            "128",
+            "--data.batch_size",
+            "4",
+            "--data.cache_dir",
+            str(tmp_path / "cache"),
+            "--trainer.max_steps",
+            "2",
+            "--trainer.val_check_interval",
+            "2",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(root),
+        ]
+    )
+    tuned, _ = load_model_dir(root / "final")
+    base, _ = load_model_dir(tmp_path / "base")
+    assert tuned.config.n_kv_head == 2 and tuned.config.mlp == base.config.mlp
+    changed = [n for n, p in tuned.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
+    # Only the LoRA targets (the blocks' linear layers, adapters merged in) moved; embeddings and norms did not.
+    assert changed and all(".attn." in n or ".mlp." in n for n in changed)
+    assert "wte.weight" not in changed
