@@ -93,7 +93,9 @@ class FilterConfig:
     def stop_word_set(self) -> frozenset[str] | None:
         if self.stop_words is None:
             return None
-        return STOP_WORDS[self.stop_words] if isinstance(self.stop_words, str) else frozenset(self.stop_words)
+        if isinstance(self.stop_words, str):
+            return STOP_WORDS[self.stop_words]
+        return frozenset(w.lower() for w in self.stop_words)  # documents are compared in lower case
 
     def filter_names(self) -> list[str]:
         """Names of the filters that are on, in the order they run; drop reasons use these names."""

@@ -273,7 +273,10 @@ def prepare(
         raise ValueError(f"shard_tokens must be positive, got {shard_tokens}")
     processes = processes or os.cpu_count() or 1
     files = expand_inputs(input)
-    units = plan_units(files, unit_bytes) if files is not None else dataset_units(str(input), processes)
+    if files is not None:
+        units = plan_units(files, unit_bytes)
+    else:  # a datasets dataset: one unit per process, each a slice of the stream's shards
+        units = dataset_units(input if isinstance(input, str) else input[0], processes)
 
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
@@ -357,6 +360,7 @@ def prepare(
     if not keep_parts:
         shutil.rmtree(parts, ignore_errors=True)
         (out / "progress.json").unlink(missing_ok=True)
+        (out / "settings.json").unlink(missing_ok=True)  # the manifest holds the settings now
     return report
 
 
