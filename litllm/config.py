@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 from litllm.errors import ConfigError
 
+ROPE_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+"""The fields of Llama-3.1's rotary frequency scaling (``ModelConfig.rope_scaling``)."""
+
 
 @dataclass
 class ModelConfig:
@@ -42,6 +45,9 @@ class ModelConfig:
     """Position information: learned absolute embeddings (GPT-2) or rotary embeddings (Llama)."""
     rope_theta: float = 10000.0
     """Base of the rotary frequencies (Llama-3 uses 500000)."""
+    rope_scaling: dict[str, float] | None = None
+    """Llama-3.1-style context extension of the rotary frequencies: ``factor``, ``low_freq_factor``,
+    ``high_freq_factor`` and ``original_max_position_embeddings``. None is plain rotary positions."""
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     """Normalisation layer used before attention, before the MLP and before the head."""
     norm_eps: float = 1e-5
@@ -76,6 +82,11 @@ class ModelConfig:
             raise ConfigError(f"n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
         if self.position == "rope" and self.head_dim % 2:
             raise ConfigError(f"rotary positions need an even head_dim, got {self.head_dim}")
+        if self.rope_scaling is not None:
+            missing = set(ROPE_SCALING_KEYS) - set(self.rope_scaling)
+            if missing:
+                raise ConfigError(f"rope_scaling lacks {sorted(missing)} (needs {list(ROPE_SCALING_KEYS)})")
+            self.rope_scaling = {k: float(self.rope_scaling[k]) for k in ROPE_SCALING_KEYS}
 
     # ----------------------------------------------------------------- constructors
     @classmethod

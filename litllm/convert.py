@@ -30,7 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from litllm.checkpoint import CONFIG, TOKENIZER, WEIGHTS, check_model_dir
-from litllm.config import ModelConfig
+from litllm.config import ROPE_SCALING_KEYS, ModelConfig
 from litllm.errors import CheckpointError, ConfigError
 from litllm.model import GPT
 from litllm.tokenizer import Tokenizer
@@ -93,19 +93,25 @@ def _gpt2_config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
     )
 
 
-def _rope_theta(hf: dict[str, Any], where: str) -> float:
-    """The rotary base, from transformers 5's ``rope_parameters`` or 4's ``rope_theta``/``rope_scaling``."""
-    scaling = hf.get("rope_scaling")
-    if scaling and (scaling.get("rope_type") or scaling.get("type")) not in (None, "default"):
-        raise _unsupported(where, "rope_scaling", scaling, "the backbone has plain rotary positions only")
-    params = hf.get("rope_parameters") or {}
-    if params.get("rope_type", "default") != "default":
-        raise _unsupported(where, "rope_parameters.rope_type", params["rope_type"], "only 'default' rotary positions")
+def _rope(hf: dict[str, Any], where: str) -> tuple[float, dict[str, float] | None]:
+    """The rotary base and Llama-3.1 scaling (or None), from transformers 5's ``rope_parameters`` or 4's
+    ``rope_theta``/``rope_scaling``."""
+    params = {**(hf.get("rope_scaling") or {}), **(hf.get("rope_parameters") or {})}
+    kind = params.get("rope_type") or params.get("type") or "default"
+    if kind not in ("default", "llama3"):
+        field = "rope_parameters.rope_type" if hf.get("rope_parameters") else "rope_scaling"
+        raise _unsupported(where, field, kind, "the backbone has plain rotary positions or Llama-3.1 scaling")
     if params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)) != 1.0:
         raise _unsupported(
             where, "partial_rotary_factor", hf.get("partial_rotary_factor"), "rotation covers full heads"
         )
-    return float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    scaling = None
+    if kind == "llama3":
+        missing = [k for k in ROPE_SCALING_KEYS if k not in params]
+        if missing:
+            raise _unsupported(where, "rope_scaling", params, f"llama3 scaling without {missing}")
+        scaling = {k: float(params[k]) for k in ROPE_SCALING_KEYS}
+    return float(params.get("rope_theta", hf.get("rope_theta", 10000.0))), scaling
 
 
 def _llama_config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
@@ -136,6 +142,7 @@ def _llama_config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
             )
         window = hf.get("sliding_window")
     n_head = hf["num_attention_heads"]
+    rope_theta, rope_scaling = _rope(hf, where)
     return ModelConfig(
         name=hf.get("_name_or_path") or f"{model_type}-hf",
         vocab_size=hf["vocab_size"],
@@ -147,7 +154,8 @@ def _llama_config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
         head_dim=hf.get("head_dim") or hf["hidden_size"] // n_head,
         intermediate_size=hf["intermediate_size"],
         position="rope",
-        rope_theta=_rope_theta(hf, where),
+        rope_theta=rope_theta,
+        rope_scaling=rope_scaling,
         norm="rmsnorm",
         norm_eps=hf.get("rms_norm_eps", 1e-6),
         mlp="swiglu",
@@ -238,11 +246,16 @@ def config_to_hf(config: ModelConfig, eot_id: int | None = None, dtype: torch.dt
         "max_position_embeddings": config.block_size,
         "hidden_act": "silu",
         "rms_norm_eps": config.norm_eps,
-        # both spellings: transformers 5 reads rope_parameters, 4 reads rope_theta
+        # both spellings: transformers 5 reads rope_parameters, 4 reads rope_theta and rope_scaling
         "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
         "rope_theta": config.rope_theta,
         "attention_dropout": 0.0,
     }
+    if config.rope_scaling is not None:
+        if model_type != "llama":
+            raise ConfigError(f"rope_scaling (Llama-3.1 style) has no counterpart in a {model_type} export")
+        hf["rope_parameters"] = {"rope_type": "llama3", "rope_theta": config.rope_theta, **config.rope_scaling}
+        hf["rope_scaling"] = {"rope_type": "llama3", **config.rope_scaling}
     if model_type == "llama":
         hf.update(attention_bias=config.bias, mlp_bias=config.bias)
     elif model_type == "mistral":

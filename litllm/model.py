@@ -228,10 +228,31 @@ def rope_tables(config: ModelConfig, device: torch.device | None = None) -> tupl
     inv_freq = 1.0 / (
         config.rope_theta ** (torch.arange(0, config.head_dim, 2, device=device).float() / config.head_dim)
     )
+    if config.rope_scaling is not None:
+        inv_freq = llama3_scaled_frequencies(inv_freq, **config.rope_scaling)
     positions = torch.arange(config.block_size, device=device).float()
     angles = torch.outer(positions, inv_freq)
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos(), angles.sin()
+
+
+def llama3_scaled_frequencies(
+    inv_freq: torch.Tensor,
+    factor: float,
+    low_freq_factor: float,
+    high_freq_factor: float,
+    original_max_position_embeddings: float,
+) -> torch.Tensor:
+    """Llama 3.1's context extension: slow rotations (long wavelengths) are slowed ``factor`` times
+    more, fast ones are kept, and the band in between is interpolated, so that nearby positions
+    stay sharp while far ones fit the longer context the model was extended to."""
+    wavelength = 2 * math.pi / inv_freq
+    long_limit = original_max_position_embeddings / low_freq_factor  # longer wavelengths: divide by factor
+    short_limit = original_max_position_embeddings / high_freq_factor  # shorter ones: unchanged
+    mix = (original_max_position_embeddings / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    between = (1 - mix) * inv_freq / factor + mix * inv_freq
+    scaled = torch.where(wavelength > long_limit, inv_freq / factor, between)
+    return torch.where(wavelength < short_limit, inv_freq, scaled)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

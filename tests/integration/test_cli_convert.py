@@ -40,7 +40,7 @@ def test_convert_both_ways_and_generate_from_the_converted_model(tmp_path, capsy
 def test_convert_names_the_unsupported_field_in_one_line(tmp_path, capsys):
     (tmp_path / "hf").mkdir()
     config = {"model_type": "llama", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 16}
-    config.update(num_hidden_layers=1, num_attention_heads=2, rope_scaling={"rope_type": "llama3", "factor": 8.0})
+    config.update(num_hidden_layers=1, num_attention_heads=2, rope_scaling={"rope_type": "yarn", "factor": 8.0})
     (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
     with pytest.raises(SystemExit):
         main(["convert", "from-hf", str(tmp_path / "hf"), str(tmp_path / "ours")])
