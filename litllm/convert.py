@@ -1,8 +1,8 @@
 """Hugging Face interop: ``litllm convert from-hf HF_DIR OUT_DIR`` and ``litllm convert to-hf DIR HF_DIR``.
 
 Covered: GPT-2 (``GPT2LMHeadModel``) and the Llama family (``LlamaForCausalLM`` with grouped-query
-attention and a tied or untied head, ``MistralForCausalLM`` with its sliding window,
-``Qwen2ForCausalLM`` with biases on q/k/v only). The mapping works on ``config.json`` and the
+attention, a tied or untied head and Llama-3.1 rotary scaling, ``MistralForCausalLM`` with its
+sliding window, ``Qwen2ForCausalLM`` with biases on q/k/v only, ``Qwen3ForCausalLM`` with QK-norm). The mapping works on ``config.json`` and the
 tensors alone, so ``transformers`` is not needed for either direction.
 
 Weight facts the mapping relies on:
@@ -35,12 +35,13 @@ from litllm.errors import CheckpointError, ConfigError
 from litllm.model import GPT
 from litllm.tokenizer import Tokenizer
 
-LLAMA_FAMILY = ("llama", "mistral", "qwen2")
+LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3")
 ARCHITECTURES = {
     "gpt2": "GPT2LMHeadModel",
     "llama": "LlamaForCausalLM",
     "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
 }
 # Tokenizer files copied along in both directions, so that a round trip keeps special tokens and chat templates.
 TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "template.json")
@@ -122,6 +123,8 @@ def _llama_config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
     _reject_quantized(hf, where)
     if model_type == "qwen2":
         bias, attn_bias = False, True  # Qwen2: biases on q/k/v, nowhere else
+    elif model_type == "qwen3" and hf.get("attention_bias"):
+        raise _unsupported(where, "attention_bias", True, "Qwen3 with q/k/v biases is not expressible with QK-norm")
     else:
         attention_bias, mlp_bias = bool(hf.get("attention_bias", False)), bool(hf.get("mlp_bias", False))
         if attention_bias != mlp_bias:
@@ -131,7 +134,7 @@ def _llama_config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
     window = None
     if model_type == "mistral":
         window = hf.get("sliding_window")
-    elif model_type == "qwen2" and hf.get("use_sliding_window"):
+    elif model_type in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
         layer_types = hf.get("layer_types") or []
         if (
             any(t != "sliding_attention" for t in layer_types)
@@ -156,6 +159,7 @@ def _llama_config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
         position="rope",
         rope_theta=rope_theta,
         rope_scaling=rope_scaling,
+        qk_norm=model_type == "qwen3",  # Qwen3: per-head RMSNorm of queries and keys before the rotation
         norm="rmsnorm",
         norm_eps=hf.get("rms_norm_eps", 1e-6),
         mlp="swiglu",
@@ -179,9 +183,9 @@ def _reject_quantized(hf: dict[str, Any], where: str) -> None:
 def hf_model_type(config: ModelConfig) -> str:
     """The HF architecture that computes what ``config`` computes; ``ConfigError`` names the field that has none."""
     if config.qk_norm:
-        raise ConfigError(
-            "qk_norm=True has no counterpart among the exportable architectures (gpt2, llama, mistral, qwen2)"
-        )
+        expected = {"position": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "attn_bias": False}
+        _expect(config, {**expected, "sliding_window": None}, "qwen3")
+        return "qwen3"
     if config.position == "learned":
         expected = {"norm": "layernorm", "mlp": "gelu", "bias": True, "attn_bias": True, "sliding_window": None}
         expected.update(n_kv_head=config.n_head, head_dim=config.n_embd // config.n_head)
@@ -262,6 +266,8 @@ def config_to_hf(config: ModelConfig, eot_id: int | None = None, dtype: torch.dt
         hf.update(sliding_window=config.sliding_window)
     else:
         hf.update(use_sliding_window=False, sliding_window=None)
+        if model_type == "qwen3":
+            hf["attention_bias"] = False
     return hf
 
 
@@ -294,6 +300,9 @@ def _llama_names(config: ModelConfig) -> list[tuple[str, str]]:
             (f"{ours}norm_1.weight", f"{hf}input_layernorm.weight"),
             (f"{ours}norm_2.weight", f"{hf}post_attention_layernorm.weight"),
         ]
+        if config.qk_norm:
+            names += [(f"{ours}attn.q_norm.weight", f"{hf}self_attn.q_norm.weight")]
+            names += [(f"{ours}attn.k_norm.weight", f"{hf}self_attn.k_norm.weight")]
         linears = [("attn.proj", "self_attn.o_proj"), ("mlp.gate", "mlp.gate_proj")]
         linears += [("mlp.up", "mlp.up_proj"), ("mlp.down", "mlp.down_proj")]
         for o, h in linears:
