@@ -62,3 +62,27 @@ def shard(model: torch.nn.Module, mesh, param_dtype: torch.dtype | None = None, 
     for block in blocks:
         fully_shard(block, **kwargs)
     fully_shard(model, **kwargs)
+
+
+def check_data_split(dataloader, world_size: int) -> str | None:
+    """Why ``dataloader`` would give several processes the same samples, or None if it splits them.
+
+    Lightning's ``ModelParallelStrategy`` (on its defaults) tells Lightning that there is one
+    data-parallel rank per node, so a loader that Lightning equips with a sampler itself would feed
+    every process of a node the same batches; litllm's data module builds its own sampler over all
+    processes. A loader over an ``IterableDataset`` must split itself and is not checked.
+    """
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if world_size <= 1 or not isinstance(dataloader, DataLoader) or isinstance(dataloader.dataset, IterableDataset):
+        return None
+    replicas = getattr(dataloader.sampler, "num_replicas", None)
+    if replicas is None and dataloader.batch_sampler is not None:
+        replicas = getattr(getattr(dataloader.batch_sampler, "sampler", None), "num_replicas", None)
+    if replicas == world_size:
+        return None
+    return (
+        f"the training loader's sampler splits the data over {replicas or 1} process(es), but {world_size} train: "
+        "they would see the same samples. Use litllm's LLMDataModule, or give the DataLoader a "
+        f"DistributedSampler(num_replicas={world_size}, rank=trainer.global_rank)"
+    )

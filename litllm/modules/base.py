@@ -317,6 +317,17 @@ class LLMModule(L.LightningModule):
                 grads, scale.to(grads[0].device) if not hasattr(grads[0], "full_tensor") else float(scale)
             )
 
+    def on_train_start(self) -> None:
+        from litllm.distributed import check_data_split
+
+        loaders = self.trainer.train_dataloader
+        if isinstance(loaders, dict):
+            loaders = list(loaders.values())
+        for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+            problem = check_data_split(loader, self.trainer.world_size)
+            if problem is not None:
+                raise ConfigError(problem)
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.normalize_by_tokens()
         # Gradient norm before clipping (it costs a pass over all gradients).
