@@ -501,6 +501,10 @@ def convert_to_hf(model_dir: str | Path, hf_dir: str | Path, dtype: torch.dtype 
     if not (hf_dir / "tokenizer_config.json").is_file():
         tok_config = _hf_tokenizer_config(tokenizer, config.block_size)
         (hf_dir / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
+    if not (hf_dir / "generation_config.json").is_file():
+        # transformers' generate() stops at end-of-text and pads with it, as `litllm generate` does.
+        generation = {"bos_token_id": eot_id, "eos_token_id": eot_id, "pad_token_id": eot_id}
+        (hf_dir / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
     return hf_dir
 
 

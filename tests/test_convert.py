@@ -176,3 +176,10 @@ def test_a_model_directory_without_tokenizer_exports_the_model_alone(tmp_path):
     idx = torch.randint(0, VOCAB, (1, 20))
     with torch.no_grad():
         torch.testing.assert_close(hf_logits(back, idx), model(idx), rtol=0, atol=1e-4)
+
+
+def test_export_of_a_model_trained_here_tells_generate_where_text_ends(tmp_path, small_tokenizer):
+    save_model_dir(tmp_path / "ours", GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
+    convert_to_hf(tmp_path / "ours", tmp_path / "hf")
+    generation = transformers.GenerationConfig.from_pretrained(tmp_path / "hf")
+    assert generation.eos_token_id == generation.pad_token_id == small_tokenizer.eot_id
