@@ -177,16 +177,14 @@ class Attention(nn.Module):
         """Attention of the new queries over the cached keys/values plus the new ones."""
         b, _, t, _ = q.shape
         start = cache.pos
-        keys, values = cache.update(k, v)  # (B, n_kv_head, start + t, head_dim): only the KV heads are kept
-        end = start + t
-        # The oldest key any new query may see; with a window, older ones are sliced off instead of masked.
-        first = 0 if self.sliding_window is None else max(0, start - self.sliding_window + 1)
-        keys, values = keys[:, :, first:end], values[:, :, first:end]
+        # (B, n_kv_head, n, head_dim): only the KV heads are kept; key j sits at position first + j.
+        keys, values, first = cache.update(k, v)
         mask = None
         if t > 1:
-            # Query i sits at absolute position start + i; key j at first + j.
-            qpos = torch.arange(start, end, device=q.device)[:, None]
-            kpos = torch.arange(first, end, device=q.device)[None, :]
+            # Query i sits at position start + i. (One new query sees every key it is given: the cache
+            # returns no key outside its window.)
+            qpos = torch.arange(start, start + t, device=q.device)[:, None]
+            kpos = torch.arange(first, first + keys.size(2), device=q.device)[None, :]
             mask = kpos <= qpos
             if self.sliding_window is not None:
                 mask = mask & (kpos > qpos - self.sliding_window)
@@ -270,14 +268,17 @@ def sliding_window_mask(t: int, window: int, device: torch.device) -> torch.Tens
 
 
 class LayerCache:
-    """Keys and values of one layer for positions ``[0, pos)``, in buffers of ``max_len`` positions.
+    """Keys and values of one layer for positions ``[0, pos)``.
 
-    The buffers are allocated at the first write, with the dtype and device of the keys: under
-    autocast they are bf16 even when the weights are fp32.
+    Buffers hold ``max_len`` positions, or only ``window`` of them for a sliding-window model (a ring:
+    position p lives in slot p % window, and nothing older than the window is ever attended to).
+    They are allocated at the first write, with the dtype and device of the keys: under autocast
+    they are bf16 even when the weights are fp32.
     """
 
-    def __init__(self, owner: KVCache) -> None:
+    def __init__(self, owner: KVCache, window: int | None = None) -> None:
         self.owner = owner
+        self.window = window if window is not None and window < owner.max_len else None
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None
 
@@ -285,18 +286,37 @@ class LayerCache:
     def pos(self) -> int:
         return self.owner.pos
 
-    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the new ``k``, ``v`` (B, n_kv_head, T, head_dim) after the cached ones; return all of them."""
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Add the new ``k``, ``v`` (B, n_kv_head, T, head_dim) at positions ``[pos, pos + T)``.
+
+        Returns the keys and values the new queries attend over and the position of the first of them.
+        """
         start, end = self.pos, self.pos + k.size(2)
         if end > self.owner.max_len:
             raise ValueError(f"KV cache of {self.owner.max_len} positions is full (needs {end})")
         if self.k is None or self.k.shape[0] != k.shape[0] or self.k.dtype != k.dtype:
-            shape = (k.shape[0], k.shape[1], self.owner.max_len, k.shape[3])
+            shape = (k.shape[0], k.shape[1], self.window or self.owner.max_len, k.shape[3])
             self.k = torch.empty(shape, dtype=k.dtype, device=k.device)
             self.v = torch.empty(shape, dtype=v.dtype, device=v.device)
-        self.k[:, :, start:end] = k
-        self.v[:, :, start:end] = v
-        return self.k[:, :, :end], self.v[:, :, :end]
+        if self.window is None:
+            self.k[:, :, start:end] = k
+            self.v[:, :, start:end] = v
+            return self.k[:, :, :end], self.v[:, :, :end], 0
+        w = self.window
+        if k.size(2) == 1:
+            # One new token (generation): write it over the position that just left the window; the
+            # ring then holds exactly the window of the new query, in an order attention does not care about.
+            self.k[:, :, start % w] = k[:, :, 0]
+            self.v[:, :, start % w] = v[:, :, 0]
+            n = min(end, w)
+            return self.k[:, :, :n], self.v[:, :, :n], end - n
+        # Several new tokens: the cached window in position order, then the new ones (the caller masks).
+        old = torch.arange(max(0, start - w), start, device=k.device) % w
+        keys, values = torch.cat([self.k[:, :, old], k], dim=2), torch.cat([self.v[:, :, old], v], dim=2)
+        kept = torch.arange(max(0, end - w), end, device=k.device)
+        self.k[:, :, kept % w] = keys[:, :, -len(kept) :]
+        self.v[:, :, kept % w] = values[:, :, -len(kept) :]
+        return keys, values, start - len(old)
 
 
 class KVCache:
@@ -307,7 +327,7 @@ class KVCache:
             raise ValueError(f"cache length {max_len} exceeds the model's block_size {config.block_size}")
         self.max_len = max_len
         self.pos = 0
-        self.layers = [LayerCache(self) for _ in range(config.n_layer)]
+        self.layers = [LayerCache(self, config.sliding_window) for _ in range(config.n_layer)]
 
     def layer(self, i: int) -> LayerCache:
         return self.layers[i]

@@ -72,6 +72,19 @@ def test_gqa_cache_holds_only_the_kv_heads():
     assert cache.layers[0].k.shape == (3, 2, 20, 16)
 
 
+def test_sliding_window_cache_holds_only_the_window():
+    """tiny-mistral (window 16): a 64-position cache keeps 16 slots, and 60 steps through it match one pass."""
+    torch.manual_seed(2)
+    model = GPT(ModelConfig.from_name("tiny-mistral", block_size=64)).eval()
+    idx = torch.randint(0, 512, (2, 60))
+    with torch.no_grad():
+        full = model(idx)
+        cache = model.make_cache(64)
+        steps = [model(idx[:, :20], cache)] + [model(idx[:, i : i + 1], cache) for i in range(20, 60)]
+    assert cache.layers[0].k.shape == (2, 2, 16, 16)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
+
+
 def test_cache_under_autocast_keeps_the_activation_dtype():
     model = GPT(ModelConfig.from_name("tiny-llama")).eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
