@@ -276,7 +276,9 @@ def prepare(
     if files is not None:
         units = plan_units(files, unit_bytes)
     else:  # a datasets dataset: one unit per process, each a slice of the stream's shards
-        units = dataset_units(input if isinstance(input, str) else input[0], processes)
+        name = input if isinstance(input, str) else input[0]
+        _check_dataset(name, dataset_config, dataset_split)
+        units = dataset_units(name, processes)
 
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
@@ -312,8 +314,32 @@ def prepare(
 
     # Stage 2: deduplication over every unit's hashes.
     t0 = time.perf_counter()
-    keep, dup_counts = _deduplicate([parts / f"{s['key']}.npz" for s in ordered], settings.dedup)
+    part_files = [parts / f"{s['key']}.npz" for s in ordered]
+    keep, dup_counts = _deduplicate(part_files, settings.dedup)
     timings["dedup"] = time.perf_counter() - t0
+    outcomes = document_outcomes(part_files, settings.drop_reasons(), keep)
+    threshold = settings.quality.threshold if settings.quality.enabled else None
+
+    def finish_report(shards: list[dict]) -> dict:
+        report = summarize(ordered, outcomes["dropped"], dup_counts, shards)
+        report["on_decode_error"] = on_decode_error
+        report["processes"] = processes
+        report["seconds"] = {
+            "wall": round(time.perf_counter() - started, 3),
+            **{k: round(v, 3) for k, v in timings.items()},
+        }
+        write_report(out, report, outcomes, threshold)
+        return report
+
+    if not keep.any():  # say why, with the report written, instead of writing empty shards
+        report = finish_report([])
+        causes = {**report["dropped"], "exact duplicates": report["exact_duplicates"]}
+        causes["near duplicates"] = report["near_duplicates"]
+        top = ", ".join(f"{name} {n:,}" for name, n in sorted(causes.items(), key=lambda c: -c[1]) if n)
+        raise DataError(
+            f"prepare: none of the {report['documents_in']:,} documents survived (dropped by {top or 'nothing'}, "
+            f"bad records {report['bad_records']:,}); see {out / 'report.md'}"
+        )
 
     # Stage 3: shards.
     t0 = time.perf_counter()
@@ -326,16 +352,7 @@ def prepare(
 
     tokenizer_file = Path(tokenizer) / "tokenizer.json" if Path(tokenizer).is_dir() else Path(tokenizer)
     shutil.copyfile(tokenizer_file, out / "tokenizer.json")
-    part_files = [parts / f"{s['key']}.npz" for s in ordered]
-    outcomes = document_outcomes(part_files, settings.drop_reasons(), keep)
-    report = summarize(ordered, outcomes["dropped"], dup_counts, shards)
-    report["on_decode_error"] = on_decode_error
-    report["processes"] = processes
-    report["seconds"] = {
-        "wall": round(time.perf_counter() - started, 3),
-        **{k: round(v, 3) for k, v in timings.items()},
-    }
-    write_report(out, report, outcomes, settings.quality.threshold if settings.quality.enabled else None)
+    report = finish_report(shards)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -362,6 +379,18 @@ def prepare(
         (out / "progress.json").unlink(missing_ok=True)
         (out / "settings.json").unlink(missing_ok=True)  # the manifest holds the settings now
     return report
+
+
+def _check_dataset(name: str, config: str | None, split: str) -> None:
+    """Open a ``datasets`` input once here, so that a wrong name or no network is one clear error, not one per worker."""
+    from litllm.data import sources
+
+    try:
+        sources.load_hub_dataset(name, config, split, streaming=True)
+    except DataError:
+        raise
+    except Exception as err:  # datasets raises ConnectionError, ValueError, DatasetNotFoundError, ...
+        raise DataError(f"input {name!r}: not a file or glob, and not a dataset that can be opened ({err})") from None
 
 
 def _check_same_settings(out: Path, settings: PrepareSettings) -> None:

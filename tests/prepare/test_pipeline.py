@@ -146,8 +146,11 @@ def test_empty_glob_and_nothing_left_are_clear_errors(tmp_path, small_tokenizer)
     with pytest.raises(DataError, match="no input files match"):
         run(str(tmp_path / "missing" / "*.jsonl"), tmp_path / "out", small_tokenizer)
     write_jsonl(tmp_path / "tiny.jsonl", ["too short"])
-    with pytest.raises(DataError, match="no document survived"):
+    with pytest.raises(DataError, match="none of the 1 documents survived \\(dropped by min_chars 1"):
         run(str(tmp_path / "tiny.jsonl"), tmp_path / "out2", small_tokenizer)
+    assert (tmp_path / "out2" / "report.md").is_file()  # the message points at it
+    with pytest.raises(DataError, match="not a dataset that can be opened"):
+        run("nobody/no-such-dataset", tmp_path / "out3", small_tokenizer)
 
 
 def test_interrupted_prepare_resumes_without_redoing_finished_units(
