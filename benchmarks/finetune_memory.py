@@ -26,10 +26,10 @@ METHODS = ("full", "lora", "qlora")
 def make_base(directory: Path) -> Path:
     import torch
 
-    from litllm.checkpoint import save_model_dir
-    from litllm.config import ModelConfig
-    from litllm.model import GPT
-    from litllm.tokenizer import train_bpe
+    from litllm.model.config import ModelConfig
+    from litllm.model.gpt import GPT
+    from litllm.model.model_dir import save_model_dir
+    from litllm.model.tokenizer import train_bpe
 
     torch.manual_seed(0)
     tokenizer = train_bpe([_corpus()], vocab_size=2048)
@@ -49,9 +49,9 @@ def run_one(method: str, base: Path, steps: int, workdir: Path) -> dict:
     import lightning as L
     import torch
 
-    from litllm.adapters import weight_bytes
     from litllm.data import LLMDataModule
-    from litllm.modules import SFTModule
+    from litllm.model.adapters import weight_bytes
+    from litllm.train import SFTModule
 
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     dm = LLMDataModule(

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from litllm.checkpoint import save_model_dir
-from litllm.config import ModelConfig
-from litllm.convert import convert_to_hf
-from litllm.generate import generate
-from litllm.model import GPT
+from litllm.infer.generate import generate
+from litllm.interop.convert import convert_to_hf
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+from litllm.model.model_dir import save_model_dir
 
 RESULTS = Path(__file__).parent / "results"
 PROMPT_TOKENS = 16

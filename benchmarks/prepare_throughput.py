@@ -32,9 +32,9 @@ from pathlib import Path
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per process everywhere: compare like with like
 
 from litllm.data.sources import BUILTIN_CORPORA  # noqa: E402
+from litllm.model.tokenizer import Tokenizer, train_bpe  # noqa: E402
 from litllm.prepare.dedup import DedupConfig  # noqa: E402
 from litllm.prepare.pipeline import prepare  # noqa: E402
-from litllm.tokenizer import Tokenizer, train_bpe  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

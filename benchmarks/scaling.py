@@ -43,7 +43,7 @@ def child(args: argparse.Namespace) -> None:
     from timing import StepTimer
 
     from litllm.data import LLMDataModule
-    from litllm.modules import PretrainModule
+    from litllm.train import PretrainModule
 
     world = args.processes
     dm = LLMDataModule(vocab_size=2048, block_size=256, batch_size=8 // world, cache_dir=args.cache)

@@ -27,9 +27,9 @@ from timing import StepTimer
 from torch.utils.data import DataLoader
 
 from litllm.data import LLMDataModule
-from litllm.modules import PretrainModule
-from litllm.modules.base import warmup_cosine
-from litllm.modules.pretrain import next_token_loss
+from litllm.train import PretrainModule
+from litllm.train.base import warmup_cosine
+from litllm.train.pretrain import next_token_loss
 
 RESULTS = Path(__file__).parent / "results"
 

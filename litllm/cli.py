@@ -85,7 +85,7 @@ def finetune_main(args: list[str]) -> None:
 def run_lightning(args: list[str] | None = None, run: bool = True):
     """Run a LightningCLI subcommand with litllm's defaults; ``args`` None reads ``sys.argv``."""
     from litllm.data import LLMDataModule
-    from litllm.modules import LLMModule
+    from litllm.train import LLMModule
 
     cls = _cli_class()
     cls.subcommand_mode = run
@@ -122,7 +122,7 @@ def tokenizer_main(args: list[str]) -> None:
     opts = parser.parse_args(args)
 
     from litllm.data import sources
-    from litllm.tokenizer import train_bpe
+    from litllm.model.tokenizer import train_bpe
 
     files = []
     for src in opts.files:
@@ -145,8 +145,8 @@ def tokenizer_main(args: list[str]) -> None:
 def presets_main(args: list[str]) -> None:
     import torch
 
-    from litllm.config import PRESETS, ModelConfig
-    from litllm.model import GPT
+    from litllm.model.config import PRESETS, ModelConfig
+    from litllm.model.gpt import GPT
 
     print(f"{'preset':<14} {'params':>14}  layers  width  heads kv  context  vocab  positions norm      mlp")
     for name in PRESETS:
@@ -194,19 +194,19 @@ def main(argv: list[str] | None = None) -> None:
         elif verb == "presets":
             presets_main(args[1:])
         elif verb == "evaluate":
-            from litllm.evaluate import evaluate_main
+            from litllm.infer.evaluate import evaluate_main
 
             evaluate_main(args[1:])
         elif verb == "convert":
-            from litllm.convert import convert_main
+            from litllm.interop.convert import convert_main
 
             convert_main(args[1:])
         elif verb == "generate":
-            from litllm.textgen import generate_main
+            from litllm.infer.textgen import generate_main
 
             generate_main(args[1:])
         elif verb == "chat":
-            from litllm.chat import chat_main
+            from litllm.infer.chat import chat_main
 
             chat_main(args[1:])
         elif verb in (None, "-h", "--help", "help"):

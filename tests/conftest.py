@@ -25,7 +25,7 @@ def shakespeare_path() -> Path:
 @pytest.fixture(scope="session")
 def small_tokenizer(tmp_path_factory, shakespeare_path):
     """A 512-token BPE trained on the built-in corpus, saved to disk."""
-    from litllm.tokenizer import train_bpe
+    from litllm.model.tokenizer import train_bpe
 
     tok = train_bpe([shakespeare_path], vocab_size=512)
     path = tok.save(tmp_path_factory.mktemp("tok") / "tokenizer.json")

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from litllm.data import sources
 from litllm.data.templates import Message, Template
 from litllm.errors import DataError
-from litllm.tokenizer import Tokenizer
+from litllm.model.tokenizer import Tokenizer
 
 IGNORE = -100
 """Label value that cross-entropy skips."""

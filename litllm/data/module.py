@@ -38,7 +38,7 @@ from litllm.data.text import (
     unigram_loss,
 )
 from litllm.errors import ConfigError, DataError
-from litllm.tokenizer import EOT, Tokenizer, train_bpe
+from litllm.model.tokenizer import EOT, Tokenizer, train_bpe
 
 STATS_TRAIN_TOKENS = 1 << 22
 """Prepared data: the unigram baseline counts token frequencies in at most this many training tokens."""

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from litllm.data.instruct import IGNORE, RecordFields, Report, encode, pad_collate, to_messages
 from litllm.data.templates import Template
-from litllm.tokenizer import Tokenizer
+from litllm.model.tokenizer import Tokenizer
 
 
 @dataclass

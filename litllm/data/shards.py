@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litllm.errors import DataError
-from litllm.tokenizer import Tokenizer
+from litllm.model.tokenizer import Tokenizer
 
 MANIFEST = "manifest.json"
 FORMAT = "litllm-prepared"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from litllm.errors import ConfigError
-from litllm.tokenizer import EOT
+from litllm.model.tokenizer import EOT
 
 TEMPLATE_FILE = "template.json"
 Message = dict[str, str]

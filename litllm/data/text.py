@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 from tqdm.auto import tqdm
 
-from litllm.tokenizer import Tokenizer
+from litllm.model.tokenizer import Tokenizer
 
 CHUNK_CHARS = 1 << 16
 """Long documents are encoded in chunks of about this many characters (encode_batch runs them in parallel)."""

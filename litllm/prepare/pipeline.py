@@ -81,7 +81,7 @@ def _init_worker(settings: PrepareSettings, tokenizer_json: str, quality_path: s
     """Per process: build the tokenizer, hasher and scorer once, not per unit."""
     from tokenizers import Tokenizer as HFTokenizer
 
-    from litllm.tokenizer import Tokenizer
+    from litllm.model.tokenizer import Tokenizer
 
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # parallelism comes from processes; threads would oversubscribe
     _WORKER.update(
@@ -252,7 +252,7 @@ def prepare(
     Returns:
         The report (also written to ``output/report.json``).
     """
-    from litllm.tokenizer import Tokenizer
+    from litllm.model.tokenizer import Tokenizer
 
     started = time.perf_counter()
     out = Path(output)

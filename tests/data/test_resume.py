@@ -10,7 +10,7 @@ import pytest
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from litllm.data import LLMDataModule
-from litllm.modules import PretrainModule
+from litllm.train import PretrainModule
 
 pytestmark = pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
 STEPS = 14  # with 6 batches per epoch: all of epoch 0 and 1, part of epoch 2

@@ -12,7 +12,7 @@ import torch
 from litllm.data import LLMDataModule
 from litllm.data.shards import ShardedTokenBlocks, check_tokenizer, load_manifest
 from litllm.errors import ConfigError, DataError
-from litllm.tokenizer import train_bpe
+from litllm.model.tokenizer import train_bpe
 
 
 def test_blocks_concatenated_are_the_shard_tokens(tmp_path, small_tokenizer, shakespeare_documents, write_prepared):

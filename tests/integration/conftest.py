@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from litllm.checkpoint import save_model_dir
-from litllm.config import ModelConfig
-from litllm.model import GPT
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+from litllm.model.model_dir import save_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.strategies import ModelParallelStrategy
 
-from litllm.callbacks import full_state_dict
 from litllm.data import LLMDataModule
-from litllm.modules import PretrainModule
+from litllm.train import PretrainModule
+from litllm.train.callbacks import full_state_dict
 
 
 class RecordLosses(L.Callback):

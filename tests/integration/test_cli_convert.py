@@ -52,7 +52,7 @@ def test_finetune_starts_from_a_converted_model(tmp_path, small_tokenizer):
     """A Hugging Face Llama (GQA) converted in is a model directory the finetune verbs start from."""
     from pathlib import Path
 
-    from litllm.checkpoint import load_model_dir
+    from litllm.model.model_dir import load_model_dir
 
     repo = Path(__file__).resolve().parents[2]
     torch.manual_seed(0)

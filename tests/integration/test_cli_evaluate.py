@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from litllm.checkpoint import save_model_dir
 from litllm.cli import main
-from litllm.config import ModelConfig
-from litllm.evaluate import evaluate_tokens, token_stream
-from litllm.model import GPT
+from litllm.infer.evaluate import evaluate_tokens, token_stream
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+from litllm.model.model_dir import save_model_dir
 
 pytestmark = pytest.mark.integration
 

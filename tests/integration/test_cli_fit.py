@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from litllm.checkpoint import load_model_dir
 from litllm.cli import main
-from litllm.generate import generate
+from litllm.infer.generate import generate
+from litllm.model.model_dir import load_model_dir
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -167,7 +167,7 @@ def test_every_recipe_parses_and_validates(recipe, capsys):
         main(["fit", "--config", str(recipe), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
-    assert "class_path: litllm.modules" in printed and "litllm.data.LLMDataModule" in printed
+    assert "class_path: litllm.train" in printed and "litllm.data.LLMDataModule" in printed
     assert recipe.read_text().startswith(
         f"# litllm fit --config recipes/{recipe.name}"
     ) or recipe.read_text().startswith("# litllm ")
@@ -251,7 +251,7 @@ def test_tokenizer_train_verb(tmp_path, capsys):
             str(tmp_path / "tok"),
         ]
     )
-    from litllm.tokenizer import Tokenizer
+    from litllm.model.tokenizer import Tokenizer
 
     tok = Tokenizer.from_file(tmp_path / "tok")
     assert tok.vocab_size == 400 and tok.eot_token == "<|endoftext|>"

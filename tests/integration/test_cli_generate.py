@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-from litllm.checkpoint import save_model_dir
 from litllm.cli import main
-from litllm.config import ModelConfig
-from litllm.model import GPT
-from litllm.textgen import load_for_inference, stream_text
+from litllm.infer.textgen import load_for_inference, stream_text
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+from litllm.model.model_dir import save_model_dir
 
 pytestmark = pytest.mark.integration
 

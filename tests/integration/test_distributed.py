@@ -63,7 +63,7 @@ def test_ddp_two_processes_match_one(single):
 def test_fsdp_two_processes_match_one_and_resume_in_any_number(single):
     tmp, reference = single
     # Lightning's default ModelParallelStrategy() on one node: a (data_parallel=1, tensor_parallel=2) mesh.
-    # Both processes must still shard the model and average gradients (litllm.distributed.data_parallel_mesh).
+    # Both processes must still shard the model and average gradients (litllm.train.distributed.data_parallel_mesh).
     sharded = run(tmp, "fsdp", "--strategy", "fsdp", "--devices", "2")
     close(sharded, reference)
     ckpt = tmp / "run-fsdp" / "checkpoints" / "last.ckpt"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from litllm.checkpoint import load_model_dir
 from litllm.cli import main
 from litllm.data.templates import get_template, load_template, save_template
+from litllm.model.model_dir import load_model_dir
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

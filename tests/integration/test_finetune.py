@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from litllm.checkpoint import load_model_dir
 from litllm.cli import main
 from litllm.data.templates import load_template
+from litllm.model.model_dir import load_model_dir
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def args(method: str, base: Path, root: Path, steps: int, *extra: str) -> list[s
 def validation_loss_of(model_dir: Path, cache: Path) -> float:
     """The starting model's loss on the same validation batches the runs use (4 batches of 8)."""
     from litllm.data import LLMDataModule
-    from litllm.modules.pretrain import next_token_loss
+    from litllm.train.pretrain import next_token_loss
 
     dm = LLMDataModule(
         mode="sft",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from litllm.checkpoint import load_model_dir
 from litllm.cli import main
+from litllm.model.model_dir import load_model_dir
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,132 @@
+"""``litllm evaluate --checkpoint DIR --data FILE``: loss, perplexity and bits per byte of a model on some text.
+
+The documents are read with ``litllm.data.sources`` (the same files, globs, JSONL fields and
+``datasets`` datasets as training), tokenized as in pretraining (each document followed by
+end-of-text) and scored in non-overlapping windows of the model's context. The stream starts with
+an end-of-text token, so every token of the text is predicted exactly once; bits per byte divide
+the total loss by the UTF-8 bytes of the text and are comparable across tokenizers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from litllm.data import sources
+from litllm.data.text import split_for_encoding
+from litllm.errors import DataError
+from litllm.model.gpt import GPT
+from litllm.model.tokenizer import Tokenizer
+
+
+def read_texts(
+    source: str, text_field: str = "text", dataset_config: str | None = None, split: str = "test"
+) -> Iterator[str]:
+    """Documents of ``source``: a file, directory, glob, built-in corpus, or a ``datasets`` dataset."""
+    files = sources.resolve_files(source)
+    if files is not None:
+        for path in files:
+            yield from sources.read_documents(path, text_field)
+        return
+    dataset = sources.load_hub_dataset(source, dataset_config, split, streaming=False)
+    for i, record in enumerate(dataset):
+        if text_field not in record:
+            raise DataError(f"{source}: row {i} has no field {text_field!r} (fields: {sorted(record)})")
+        if record[text_field]:
+            yield record[text_field]
+
+
+def token_stream(
+    documents: Iterable[str], tokenizer: Tokenizer, max_tokens: int | None = None
+) -> tuple[list[int], int]:
+    """End-of-text, then each document followed by end-of-text; and the UTF-8 bytes of the text it covers.
+
+    With ``max_tokens``, stops after the document that reaches it (whole documents keep bytes exact).
+    """
+    ids, n_bytes = [tokenizer.eot_id], 0
+    for doc in documents:
+        for piece in tokenizer.encode_batch(split_for_encoding(doc)):
+            ids.extend(piece)
+        ids.append(tokenizer.eot_id)
+        n_bytes += len(doc.encode("utf-8"))
+        if max_tokens is not None and len(ids) - 1 >= max_tokens:
+            break
+    return ids, n_bytes
+
+
+@torch.inference_mode()
+def evaluate_tokens(model: GPT, ids: list[int], n_bytes: int, batch_size: int = 8) -> dict[str, float]:
+    """Score ``ids`` (all but the first are predicted) in windows of the context; return the metrics."""
+    if len(ids) < 2:
+        raise DataError("no text to evaluate")
+    device = next(model.parameters()).device
+    block = model.config.block_size
+    tokens = torch.tensor(ids, dtype=torch.long)
+    # Window i predicts tokens [i*block + 1, (i+1)*block], seeing the block before each.
+    starts = list(range(0, len(ids) - 1, block))
+    total_nats, total_tokens = 0.0, 0
+    for b in range(0, len(starts), batch_size):
+        group = starts[b : b + batch_size]
+        lengths = [min(block, len(ids) - 1 - s) for s in group]
+        # Full windows share a batch; the one short last window runs at its own length.
+        for length in sorted(set(lengths), reverse=True):
+            rows = [s for s, n in zip(group, lengths) if n == length]
+            x = torch.stack([tokens[s : s + length] for s in rows]).to(device)
+            y = torch.stack([tokens[s + 1 : s + length + 1] for s in rows]).to(device)
+            logits = model(x).float()
+            total_nats += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+            total_tokens += y.numel()
+    loss = total_nats / total_tokens
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss),
+        "bits_per_byte": total_nats / math.log(2) / n_bytes if n_bytes else math.nan,
+        "tokens": total_tokens,
+        "bytes": n_bytes,
+    }
+
+
+def format_table(results: dict[str, float]) -> str:
+    rows = [
+        ("loss (nats/token)", f"{results['loss']:.4f}"),
+        ("perplexity", f"{results['perplexity']:.2f}"),
+        ("bits per byte", f"{results['bits_per_byte']:.4f}"),
+        ("tokens", f"{results['tokens']:,}"),
+        ("bytes", f"{results['bytes']:,}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value:>12}" for name, value in rows)
+
+
+def evaluate_main(args: list[str]) -> None:
+    """``litllm evaluate``: print loss, perplexity and bits per byte; optionally write them as JSON."""
+    parser = argparse.ArgumentParser(prog="litllm evaluate", description="Loss, perplexity and bits per byte.")
+    parser.add_argument("--checkpoint", required=True, help="model directory")
+    parser.add_argument("--data", required=True, help="text/JSONL/parquet file, directory, glob or datasets name")
+    parser.add_argument("--text_field", default="text", help="field with the text in JSON/parquet/datasets rows")
+    parser.add_argument("--dataset_config", default=None, help="configuration of a datasets dataset")
+    parser.add_argument("--split", default="test", help="split of a datasets dataset")
+    parser.add_argument("--max_tokens", type=int, default=None, help="stop after the document that reaches this")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--output", default=None, help="write the results to this JSON file")
+    opts = parser.parse_args(args)
+
+    from litllm.infer.textgen import load_for_inference
+
+    model, tokenizer = load_for_inference(opts.checkpoint, opts.device, opts.dtype)
+    texts = read_texts(opts.data, opts.text_field, opts.dataset_config, opts.split)
+    ids, n_bytes = token_stream(texts, tokenizer, opts.max_tokens)
+    results = evaluate_tokens(model, ids, n_bytes, opts.batch_size)
+    print(f"{opts.checkpoint} on {opts.data}:")
+    print(format_table(results))
+    if opts.output:
+        record = {"checkpoint": str(opts.checkpoint), "data": opts.data, **results}
+        Path(opts.output).write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,221 @@
+"""Text in, text out: streaming generation from a model directory, and the ``litllm generate`` verb.
+
+``TextStream`` turns tokens into printable text as they arrive: it holds back an incomplete UTF-8
+character and any tail that could still become a stop string, so nothing is printed that later
+has to be taken back. ``stream_text`` runs the model on a prompt and writes the text as it comes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from litllm.errors import DataError
+from litllm.infer.generate import generate_tokens
+from litllm.model.gpt import GPT
+from litllm.model.tokenizer import Tokenizer
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class TextStream:
+    """Incremental detokenizer that stops at end-of-text, at stop tokens and at stop strings."""
+
+    def __init__(self, tokenizer: Tokenizer, stop: Iterable[str] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.stop_ids = {tokenizer.eot_id}
+        self.stop_strings: list[str] = []
+        for s in stop:
+            token_id = tokenizer.backend.token_to_id(s)
+            # A stop that is one token (e.g. <|im_end|>) is matched by id: decoding may hide special tokens.
+            if token_id is not None:
+                self.stop_ids.add(token_id)
+            elif s:
+                self.stop_strings.append(s)
+        self.ids: list[int] = []
+        self.text = ""  # everything decoded so far, up to a stop string
+        self.emitted = 0  # characters of ``text`` already handed out
+        self.stopped = False
+
+    def push(self, token_id: int) -> str:
+        """Add one token; return the text that is now safe to print ("" while holding back)."""
+        if self.stopped:
+            return ""
+        if token_id in self.stop_ids:
+            self.stopped = True
+            return self._flush()
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids)
+        if text.endswith("\ufffd"):
+            return ""  # a multi-byte character split across tokens: wait for the rest
+        self.text = text
+        hits = [i for i in (text.find(s, max(0, self.emitted - len(s))) for s in self.stop_strings) if i >= 0]
+        if hits:
+            self.text = text[: min(hits)]
+            self.stopped = True
+            return self._flush()
+        safe = len(text) - self._stop_prefix_len(text)
+        out = text[self.emitted : safe]
+        self.emitted = max(self.emitted, safe)
+        return out
+
+    def finish(self) -> str:
+        """The held-back rest, once generation is over."""
+        return self._flush()
+
+    def _flush(self) -> str:
+        out = self.text[self.emitted :]
+        self.emitted = len(self.text)
+        return out
+
+    def _stop_prefix_len(self, text: str) -> int:
+        """Length of the longest tail of ``text`` that begins some stop string."""
+        best = 0
+        for s in self.stop_strings:
+            for n in range(min(len(s) - 1, len(text)), best, -1):
+                if s.startswith(text[-n:]):
+                    best = n
+                    break
+        return best
+
+
+def stream_text(
+    model: GPT,
+    tokenizer: Tokenizer,
+    prompt: str,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int | None = 50,
+    top_p: float | None = None,
+    stop: Iterable[str] = (),
+    generator: torch.Generator | None = None,
+    write: Callable[[str], object] | None = None,
+) -> str:
+    """Generate a continuation of ``prompt``, passing each new piece of text to ``write``; return it all.
+
+    An empty prompt starts from the end-of-text token (a fresh document).
+    """
+    device = next(model.parameters()).device
+    ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_id]
+    stream = TextStream(tokenizer, stop)
+    pieces: list[str] = []
+    tokens = generate_tokens(
+        model,
+        torch.tensor([ids], dtype=torch.long, device=device),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        eos_id=tokenizer.eot_id,
+        generator=generator,
+    )
+    for token in tokens:
+        piece = stream.push(int(token))
+        if piece:
+            pieces.append(piece)
+            if write is not None:
+                write(piece)
+        if stream.stopped:
+            break
+    rest = stream.finish()
+    if rest:
+        pieces.append(rest)
+        if write is not None:
+            write(rest)
+    return "".join(pieces)
+
+
+@contextmanager
+def one_line_warnings(stream: TextIO | None = None) -> Iterator[None]:
+    """Show warnings (e.g. a cropped prompt) as ``litllm: warning: ...`` lines, without source locations."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"litllm: warning: {message}", file=stream or sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
+
+
+def load_for_inference(checkpoint: str, device: str | None = None, dtype: str = "float32") -> tuple[GPT, Tokenizer]:
+    """Load a model directory on ``device`` (default: CUDA when present) in ``dtype``, ready to generate."""
+    from litllm.model.model_dir import load_model_dir
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return load_model_dir(checkpoint, device=device, dtype=DTYPES[dtype])
+
+
+def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 200) -> None:
+    """Options shared by ``litllm generate`` and ``litllm chat``."""
+    parser.add_argument("--checkpoint", required=True, help="model directory (model.safetensors, config.json, ...)")
+    parser.add_argument("--max_new_tokens", type=int, default=max_new_tokens)
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 picks the most likely token (greedy)")
+    parser.add_argument("--top_k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
+    parser.add_argument("--top_p", type=float, default=1.0, help="sample within this probability mass (nucleus)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stop", action="append", default=[], help="stop when this string appears (repeatable)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+
+
+def sampling_kwargs(opts: argparse.Namespace) -> dict:
+    return {
+        "max_new_tokens": opts.max_new_tokens,
+        "temperature": opts.temperature,
+        "top_k": opts.top_k or None,
+        "top_p": opts.top_p if opts.top_p < 1.0 else None,
+    }
+
+
+def read_prompts(path: str) -> list[str]:
+    """One prompt per non-empty line; ``\\n`` inside a line stands for a line break."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"prompts file not found: {path}")
+    prompts = [line.replace("\\n", "\n") for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise DataError(f"{path}: no prompts (one per line)")
+    return prompts
+
+
+def generate_main(args: list[str]) -> None:
+    """``litllm generate``: print continuations of a prompt (or of each line of a file) as they are generated."""
+    parser = argparse.ArgumentParser(prog="litllm generate", description="Generate text from a model directory.")
+    add_sampling_args(parser)
+    parser.add_argument("--prompt", default="", help="text to continue (empty: start a new document)")
+    parser.add_argument("--prompts_file", default=None, help="a file of prompts, one per line, run one after another")
+    parser.add_argument("--output", default=None, help="also write {prompt, completion} records to this JSONL file")
+    opts = parser.parse_args(args)
+
+    prompts = read_prompts(opts.prompts_file) if opts.prompts_file else [opts.prompt]
+    model, tokenizer = load_for_inference(opts.checkpoint, opts.device, opts.dtype)
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(opts.seed)
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    records = []
+    with one_line_warnings():
+        for i, prompt in enumerate(prompts):
+            if i:
+                write("\n\n")
+            write(prompt)
+            completion = stream_text(
+                model, tokenizer, prompt, stop=opts.stop, generator=generator, write=write, **sampling_kwargs(opts)
+            )
+            records.append({"prompt": prompt, "completion": completion})
+    write("\n")
+    if opts.output:
+        with open(opts.output, "w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")

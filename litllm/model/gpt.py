@@ -1,0 +1,337 @@
+"""The one transformer backbone.
+
+    tokens -> token embedding (+ learned positions) -> n_layer x Block -> final norm -> head -> logits
+    Block:  x = x + attn(norm_1(x));  x = x + mlp(norm_2(x))          (pre-norm residual stream)
+
+GPT-2 and Llama-3/Mistral-style models are the same code with different ``ModelConfig`` flags.
+Attention goes through ``F.scaled_dot_product_attention`` so PyTorch picks the fastest kernel
+(flash on GPU and CPU) for us.
+
+For generation, ``forward(idx, cache=KVCache(...))`` runs incrementally: the keys and values of
+earlier tokens are kept per layer, so each step only computes the new token(s). Training calls
+``forward(idx)`` and never touches the cache code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from litllm.model.config import ModelConfig
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        # Learned absolute positions only for GPT-2 style; rotary positions live inside attention.
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.position == "learned" else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = make_norm(config, config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        if config.position == "rope":
+            # Not saved in checkpoints (persistent=False): they are a pure function of the config.
+            self.register_buffer("rope_cos", torch.empty(0), persistent=False)
+            self.register_buffer("rope_sin", torch.empty(0), persistent=False)
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ init
+    def reset_parameters(self) -> None:
+        """GPT-2 initialisation: N(0, 0.02) everywhere, residual output projections scaled by 1/sqrt(2*n_layer).
+
+        Each block adds two residual branches to the stream, so without the scaling the variance of
+        the residual stream would grow with depth.
+        """
+        std = 0.02
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                scale = 1 / math.sqrt(2 * self.config.n_layer) if name.endswith(("attn.proj", "mlp.down")) else 1.0
+                nn.init.normal_(module.weight, mean=0.0, std=std * scale)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+                module.reset_parameters()
+        self.init_rope()
+
+    def init_rope(self) -> None:
+        """(Re)compute the rotary tables, e.g. after the model was created on the meta device."""
+        if self.config.position != "rope":
+            return
+        cos, sin = rope_tables(self.config, device=self.wte.weight.device)
+        self.rope_cos, self.rope_sin = cos, sin
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Map token ids ``(B, T)`` to next-token logits ``(B, T, vocab_size)``.
+
+        With a ``cache``, ``idx`` holds the tokens that follow the ones already in the cache (the
+        whole prompt at the first call, then one token per step); their keys and values are added
+        to the cache and its position advances by ``T``.
+        """
+        _, t = idx.shape
+        start = 0 if cache is None else cache.pos
+        if start + t > self.config.block_size:
+            raise ValueError(f"sequence length {start + t} exceeds the model's block_size {self.config.block_size}")
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(start, start + t, device=idx.device))
+        rope = None
+        if self.config.position == "rope":
+            rope = (self.rope_cos[start : start + t], self.rope_sin[start : start + t])
+        x = self.drop(x)
+        if cache is None:
+            for block in self.blocks:
+                x = block(x, rope)
+        else:
+            for i, block in enumerate(self.blocks):
+                x = block(x, rope, cache.layer(i))
+            cache.pos += t
+        return self.lm_head(self.norm(x))
+
+    def make_cache(self, max_len: int | None = None) -> KVCache:
+        """An empty key/value cache for up to ``max_len`` positions (default: the block size)."""
+        return KVCache(self.config, max_len or self.config.block_size)
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Unique parameters (a tied head counts once); optionally without the embedding tables."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
+        return n
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.norm_1 = make_norm(config, config.n_embd)
+        self.attn = Attention(config)
+        self.norm_2 = make_norm(config, config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm_1(x), rope, cache)
+        return x + self.mlp(self.norm_2(x))
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
+        # One fused projection for queries, keys and values: one big matmul instead of three.
+        # With grouped-query attention there are fewer key/value heads than query heads.
+        qkv_out = (config.n_head + 2 * config.n_kv_head) * config.head_dim
+        self.qkv = nn.Linear(config.n_embd, qkv_out, bias=config.attn_bias)
+        self.proj = nn.Linear(config.n_head * config.head_dim, config.n_embd, bias=config.bias)
+        if config.qk_norm:
+            self.q_norm = nn.RMSNorm(config.head_dim, eps=config.norm_eps)
+            self.k_norm = nn.RMSNorm(config.head_dim, eps=config.norm_eps)
+        self.qk_norm = config.qk_norm
+        self.sliding_window = config.sliding_window
+        self.dropout = config.dropout
+        self.resid_drop = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache | None = None
+    ) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).split(
+            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], dim=-1
+        )
+        # (B, T, heads * head_dim) -> (B, heads, T, head_dim), the layout SDPA expects
+        q = q.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        k = k.view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = v.view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            return self._forward_cached(q, k, v, cache)
+        mask = None
+        if self.sliding_window is not None and t > self.sliding_window:
+            mask = sliding_window_mask(t, self.sliding_window, x.device)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=mask is None,
+            enable_gqa=self.n_kv_head != self.n_head,
+        )
+        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
+        return self.resid_drop(self.proj(y))
+
+    def _forward_cached(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: LayerCache) -> torch.Tensor:
+        """Attention of the new queries over the cached keys/values plus the new ones."""
+        b, _, t, _ = q.shape
+        start = cache.pos
+        # (B, n_kv_head, n, head_dim): only the KV heads are kept; key j sits at position first + j.
+        keys, values, first = cache.update(k, v)
+        mask = None
+        if t > 1:
+            # Query i sits at position start + i. (One new query sees every key it is given: the cache
+            # returns no key outside its window.)
+            qpos = torch.arange(start, start + t, device=q.device)[:, None]
+            kpos = torch.arange(first, first + keys.size(2), device=q.device)[None, :]
+            mask = kpos <= qpos
+            if self.sliding_window is not None:
+                mask = mask & (kpos > qpos - self.sliding_window)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=self.n_kv_head != self.n_head)
+        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.swiglu = config.mlp == "swiglu"
+        if self.swiglu:
+            self.gate = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
+        self.up = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
+        self.down = nn.Linear(config.intermediate_size, config.n_embd, bias=config.bias)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.swiglu:
+            h = F.silu(self.gate(x)) * self.up(x)
+        else:
+            h = F.gelu(self.up(x), approximate="tanh")  # GPT-2 used the tanh approximation
+        return self.drop(self.down(h))
+
+
+def make_norm(config: ModelConfig, dim: int) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
+
+
+def rope_tables(config: ModelConfig, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables of shape (block_size, head_dim) for rotary embeddings, in float32.
+
+    Uses the "rotate half" layout (pairs are (i, i + head_dim/2)), the convention of Hugging Face
+    Llama checkpoints, so their weights load without permutation.
+    """
+    inv_freq = 1.0 / (
+        config.rope_theta ** (torch.arange(0, config.head_dim, 2, device=device).float() / config.head_dim)
+    )
+    if config.rope_scaling is not None:
+        inv_freq = llama3_scaled_frequencies(inv_freq, **config.rope_scaling)
+    positions = torch.arange(config.block_size, device=device).float()
+    angles = torch.outer(positions, inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def llama3_scaled_frequencies(
+    inv_freq: torch.Tensor,
+    factor: float,
+    low_freq_factor: float,
+    high_freq_factor: float,
+    original_max_position_embeddings: float,
+) -> torch.Tensor:
+    """Llama 3.1's context extension: slow rotations (long wavelengths) are slowed ``factor`` times
+    more, fast ones are kept, and the band in between is interpolated, so that nearby positions
+    stay sharp while far ones fit the longer context the model was extended to."""
+    wavelength = 2 * math.pi / inv_freq
+    long_limit = original_max_position_embeddings / low_freq_factor  # longer wavelengths: divide by factor
+    short_limit = original_max_position_embeddings / high_freq_factor  # shorter ones: unchanged
+    mix = (original_max_position_embeddings / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    between = (1 - mix) * inv_freq / factor + mix * inv_freq
+    scaled = torch.where(wavelength > long_limit, inv_freq / factor, between)
+    return torch.where(wavelength < short_limit, inv_freq, scaled)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` of shape (B, heads, T, head_dim) by position-dependent angles."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+def sliding_window_mask(t: int, window: int, device: torch.device) -> torch.Tensor:
+    """Boolean (T, T) mask: position i sees j when i - window < j <= i."""
+    i = torch.arange(t, device=device)[:, None]
+    j = torch.arange(t, device=device)[None, :]
+    return (j <= i) & (j > i - window)
+
+
+class LayerCache:
+    """Keys and values of one layer for positions ``[0, pos)``.
+
+    Buffers hold ``max_len`` positions, or only ``window`` of them for a sliding-window model (a ring:
+    position p lives in slot p % window, and nothing older than the window is ever attended to).
+    They are allocated at the first write, with the dtype and device of the keys: under autocast
+    they are bf16 even when the weights are fp32.
+    """
+
+    def __init__(self, owner: KVCache, window: int | None = None) -> None:
+        self.owner = owner
+        self.window = window if window is not None and window < owner.max_len else None
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def pos(self) -> int:
+        return self.owner.pos
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Add the new ``k``, ``v`` (B, n_kv_head, T, head_dim) at positions ``[pos, pos + T)``.
+
+        Returns the keys and values the new queries attend over and the position of the first of them.
+        """
+        start, end = self.pos, self.pos + k.size(2)
+        if end > self.owner.max_len:
+            raise ValueError(f"KV cache of {self.owner.max_len} positions is full (needs {end})")
+        if self.k is None or self.k.shape[0] != k.shape[0] or self.k.dtype != k.dtype:
+            shape = (k.shape[0], k.shape[1], self.window or self.owner.max_len, k.shape[3])
+            self.k = torch.empty(shape, dtype=k.dtype, device=k.device)
+            self.v = torch.empty(shape, dtype=v.dtype, device=v.device)
+        if self.window is None:
+            self.k[:, :, start:end] = k
+            self.v[:, :, start:end] = v
+            return self.k[:, :, :end], self.v[:, :, :end], 0
+        w = self.window
+        if k.size(2) == 1:
+            # One new token (generation): write it over the position that just left the window; the
+            # ring then holds exactly the window of the new query, in an order attention does not care about.
+            self.k[:, :, start % w] = k[:, :, 0]
+            self.v[:, :, start % w] = v[:, :, 0]
+            n = min(end, w)
+            return self.k[:, :, :n], self.v[:, :, :n], end - n
+        # Several new tokens: the cached window in position order, then the new ones (the caller masks).
+        old = torch.arange(max(0, start - w), start, device=k.device) % w
+        keys, values = torch.cat([self.k[:, :, old], k], dim=2), torch.cat([self.v[:, :, old], v], dim=2)
+        kept = torch.arange(max(0, end - w), end, device=k.device)
+        self.k[:, :, kept % w] = keys[:, :, -len(kept) :]
+        self.v[:, :, kept % w] = values[:, :, -len(kept) :]
+        return keys, values, start - len(old)
+
+
+class KVCache:
+    """The key/value cache of a whole model: one ``LayerCache`` per block and a shared position."""
+
+    def __init__(self, config: ModelConfig, max_len: int) -> None:
+        if max_len > config.block_size:
+            raise ValueError(f"cache length {max_len} exceeds the model's block_size {config.block_size}")
+        self.max_len = max_len
+        self.pos = 0
+        self.layers = [LayerCache(self, config.sliding_window) for _ in range(config.n_layer)]
+
+    def layer(self, i: int) -> LayerCache:
+        return self.layers[i]
+
+    def reset(self) -> None:
+        """Forget every cached position (the buffers are kept for reuse)."""
+        self.pos = 0

@@ -1,0 +1,434 @@
+"""``LLMModule``: what every training stage shares.
+
+It builds the backbone (in ``configure_model``, so a sharding strategy can wrap it), groups the
+parameters for weight decay, makes AdamW with linear warmup + cosine decay, keeps the validation
+metrics, and stores the model config and tokenizer inside every Lightning checkpoint. A stage
+(pretraining, SFT, DPO) only adds its loss in ``training_step`` / ``validation_step``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
+
+from litllm.errors import CheckpointError, ConfigError
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+from litllm.model.model_dir import CONFIG, check_model_dir, load_weights
+from litllm.model.tokenizer import Tokenizer
+from litllm.train.callbacks import write_metrics
+
+
+class LLMModule(L.LightningModule):
+    def __init__(
+        self,
+        arch: str = "tiny-gpt2",
+        arch_overrides: dict[str, Any] | None = None,
+        checkpoint: str | None = None,
+        vocab_size: int | None = None,
+        learning_rate: float = 3e-4,
+        min_lr_ratio: float = 0.1,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        optimizer_impl: Literal["auto", "fused", "foreach", "for-loop"] = "auto",
+        compile: bool = False,
+        method: Literal["full", "lora", "qlora"] = "full",
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.05,
+        lora_targets: list[str] | None = None,
+        quant_type: Literal["nf4", "fp4"] = "nf4",
+        activation_checkpointing: bool = False,
+        optimizer: Literal["adamw", "adamw8bit"] = "adamw",
+        cpu_offload: bool = False,
+    ) -> None:
+        """
+        Args:
+            arch: A preset name from ``litllm presets`` (e.g. ``gpt2-124m``, ``llama-125m``) or a config.json path.
+            arch_overrides: Fields of the model config to change, e.g. ``{n_layer: 4, dropout: 0.1}``.
+            checkpoint: A model directory (model.safetensors + config.json + tokenizer.json) to start
+                from instead of random weights; its config replaces ``arch``.
+            vocab_size: Size of the embedding table; None takes the tokenizer's vocabulary size.
+            learning_rate: Peak learning rate, reached at the end of warmup.
+            min_lr_ratio: Final learning rate as a fraction of the peak (cosine decay ends there).
+            warmup_steps: Optimizer steps of linear warmup from 0.
+            max_steps: Length of the schedule in optimizer steps; None uses the Trainer's estimate.
+            weight_decay: AdamW decoupled weight decay for matrices (not biases, norms or embeddings).
+            betas: AdamW betas.
+            eps: AdamW epsilon.
+            optimizer_impl: AdamW kernel. ``auto`` picks ``fused`` on GPU unless gradient clipping is
+                combined with mixed precision (Lightning refuses that pair), ``foreach`` otherwise.
+            compile: Run the backbone through ``torch.compile`` (slow first step, faster after on GPU).
+            method: ``full`` trains every weight; ``lora`` freezes the model and trains low-rank adapters
+                (peft); ``qlora`` also stores the frozen base in 4-bit (bitsandbytes) and needs ``checkpoint``.
+            lora_r: LoRA rank.
+            lora_alpha: LoRA scaling numerator (the update is scaled by alpha / r).
+            lora_dropout: Dropout on the LoRA branch input.
+            lora_targets: Linear layers to adapt, by short name: qkv, proj (attention), gate, up, down (MLP),
+                lm_head. None: ``[qkv, proj]``.
+            quant_type: 4-bit data type of the frozen base for ``qlora``.
+            activation_checkpointing: Recompute each block's activations during backward (less memory,
+                about a third more compute).
+            optimizer: ``adamw`` (torch) or ``adamw8bit`` (bitsandbytes: optimizer state in 8 bits, about
+                a quarter of the memory).
+            cpu_offload: Under FSDP (ModelParallelStrategy), keep the sharded parameters, gradients and
+                optimizer state in CPU memory and compute on the GPU.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = self._resolve_config(arch, arch_overrides, checkpoint)
+        if vocab_size is not None:
+            self.config.vocab_size = vocab_size
+        if method == "qlora" and checkpoint is None:
+            raise ConfigError("method=qlora quantizes a pretrained model: set model.checkpoint to its directory")
+        self.model: GPT | None = None
+        self.tokenizer: Tokenizer | None = None
+        self.template = None
+        self.val_loss = MeanMetric()
+        self._step_tokens: torch.Tensor | None = None  # labelled tokens seen since the last optimizer step
+        # Adapter runs checkpoint only the adapter; the base weights come from model.checkpoint.
+        self.strict_loading = method == "full"
+
+    # ------------------------------------------------------------------ config and model
+    @staticmethod
+    def _resolve_config(arch: str, overrides: dict[str, Any] | None, checkpoint: str | None) -> ModelConfig:
+        overrides = dict(overrides or {})
+        if checkpoint is not None:
+            base = ModelConfig.from_json(check_model_dir(checkpoint) / CONFIG).to_dict()
+            return ModelConfig.from_dict({**base, **overrides})
+        if arch.endswith(".json") or Path(arch).is_dir():
+            path = Path(arch) / CONFIG if Path(arch).is_dir() else Path(arch)
+            return ModelConfig.from_dict({**ModelConfig.from_json(path).to_dict(), **overrides})
+        return ModelConfig.from_name(arch, **overrides)
+
+    def _attach_tokenizer(self) -> None:
+        """Take the tokenizer from the data module (or the starting checkpoint) and size the vocabulary."""
+        if self.tokenizer is None:
+            datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+            if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
+                self.tokenizer = datamodule.tokenizer
+                self.template = getattr(datamodule, "template", None)
+            elif self.hparams.checkpoint is not None:
+                self.tokenizer = Tokenizer.from_file(self.hparams.checkpoint)
+        if self.tokenizer is None or self.model is not None:
+            return
+        if self.hparams.checkpoint:
+            # A pretrained table keeps its size; it grows when a template added tokens (see grow_vocabulary).
+            return
+        wanted = self.hparams.vocab_size or self.tokenizer.vocab_size
+        if wanted < self.tokenizer.vocab_size:
+            raise ConfigError(
+                f"vocab_size={wanted} is smaller than the tokenizer's vocabulary ({self.tokenizer.vocab_size} tokens)"
+            )
+        if wanted != self.config.vocab_size:
+            rank_zero_info(
+                f"Model vocabulary set to {wanted} to match the tokenizer (preset had {self.config.vocab_size})"
+            )
+            self.config.vocab_size = wanted
+
+    @property
+    def padded_labels(self) -> bool:
+        """Whether batches carry ignored (-100) labels, so token losses must be normalised per step.
+
+        True unless the data module serves packed text (``mode="text"``), where every label counts.
+        """
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(datamodule, "mode", None) != "text"
+
+    def setup(self, stage: str) -> None:
+        self._attach_tokenizer()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        block = getattr(datamodule, "block_size", None)
+        if block is not None and block > self.config.block_size:
+            raise ConfigError(
+                f"data.block_size={block} is larger than the model's context (block_size={self.config.block_size}); "
+                "lower data.block_size or raise model.arch_overrides.block_size"
+            )
+
+    def configure_model(self) -> None:
+        """Build the backbone. Lightning calls this inside the strategy's init context (e.g. on the meta device)."""
+        if self.model is not None:
+            return
+        self._attach_tokenizer()
+        mesh = self.device_mesh  # set by ModelParallelStrategy (FSDP2), None otherwise
+        hp = self.hparams
+        if mesh is not None:
+            # Build real weights (not on the meta device) so our init and a starting checkpoint apply as
+            # in a single process; sharding below then frees all but this rank's shard.
+            with torch.device(self._device_for_build()):
+                model = self.base_model()
+        else:
+            model = self.base_model()
+        if hp.activation_checkpointing:
+            from litllm.train.distributed import checkpoint_blocks
+
+            checkpoint_blocks(model)
+        if hp.method == "qlora":
+            from litllm.model.adapters import quantize_4bit
+
+            compute = (
+                torch.bfloat16 if self._trainer is not None and "bf16" in str(self.trainer.precision) else torch.float32
+            )
+            model = quantize_4bit(model, hp.quant_type, compute)
+        if hp.method in ("lora", "qlora"):
+            from litllm.model.adapters import apply_lora
+
+            model = apply_lora(model, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.lora_targets or ["qkv", "proj"])
+        if mesh is not None:
+            from litllm.train.distributed import data_parallel_mesh, shard
+
+            bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
+            # Every process is a data-parallel rank (not only the mesh's "data_parallel" dimension, which
+            # has size 1 on one node with Lightning's default sizes): see data_parallel_mesh.
+            shard(
+                model,
+                data_parallel_mesh(mesh),
+                param_dtype=torch.bfloat16 if bf16 else None,
+                cpu_offload=hp.cpu_offload,
+            )
+        self.model = torch.compile(model) if hp.compile else model
+
+    def _device_for_build(self) -> torch.device:
+        strategy = self.trainer.strategy
+        return strategy.root_device if strategy.root_device.type != "meta" else torch.device("cpu")
+
+    def base_model(self) -> GPT:
+        """A full-precision backbone: random init, or the starting checkpoint (grown to the tokenizer)."""
+        model = GPT(self.config)
+        if self.hparams.checkpoint is not None:
+            load_weights(model, Path(self.hparams.checkpoint) / "model.safetensors")
+            if self.tokenizer is not None and self.tokenizer.vocab_size > self.config.vocab_size:
+                grow_vocabulary(model, self.tokenizer.vocab_size)
+        return model
+
+    @property
+    def peft_model(self):
+        """The peft wrapper when training adapters, else None."""
+        model = getattr(self.model, "_orig_mod", self.model)
+        return model if hasattr(model, "get_base_model") else None
+
+    @property
+    def backbone(self) -> GPT:
+        """The uncompiled ``GPT`` module (for sampling and export)."""
+        model = self.model
+        if model is None:
+            raise RuntimeError("the model is built in configure_model(); call it first")
+        model = getattr(model, "_orig_mod", model)
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+    # ------------------------------------------------------------------ optimisation
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Weight decay on matrices only: biases, norm gains and embedding tables are not decayed."""
+        decay, no_decay = [], []
+        embeddings = {id(m.weight) for m in self.model.modules() if isinstance(m, torch.nn.Embedding)}
+        for param in self.model.parameters():
+            if not param.requires_grad:
+                continue
+            (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
+        return [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    def _optimizer_kwargs(self) -> dict[str, Any]:
+        impl = self.hparams.optimizer_impl
+        if impl == "auto":
+            on_gpu = self.device.type == "cuda"
+            trainer = self._trainer
+            clipping = trainer is not None and bool(trainer.gradient_clip_val)
+            mixed = trainer is not None and str(trainer.precision).endswith("mixed")
+            impl = "fused" if on_gpu and not (clipping and mixed) else "foreach"
+        return {"fused": impl == "fused", "foreach": impl == "foreach"} if impl != "for-loop" else {"foreach": False}
+
+    def schedule_steps(self) -> int:
+        if self.hparams.max_steps:
+            return int(self.hparams.max_steps)
+        if self._trainer is not None:
+            steps = self.trainer.estimated_stepping_batches
+            if math.isfinite(steps):
+                return int(steps)
+        raise ConfigError("cannot size the learning-rate schedule: set model.max_steps or trainer.max_steps")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        if hp.optimizer == "adamw8bit":
+            import bitsandbytes as bnb
+
+            optimizer = bnb.optim.AdamW8bit(
+                self.parameter_groups(), lr=hp.learning_rate, betas=tuple(hp.betas), eps=hp.eps
+            )
+        else:
+            optimizer = torch.optim.AdamW(
+                self.parameter_groups(),
+                lr=hp.learning_rate,
+                betas=tuple(hp.betas),
+                eps=hp.eps,
+                **self._optimizer_kwargs(),
+            )
+        schedule = warmup_cosine(self.hparams.warmup_steps, self.schedule_steps(), self.hparams.min_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def is_logging_step(self) -> bool:
+        """True on the optimizer steps whose metrics the logger writes (every ``log_every_n_steps``).
+
+        Per-step metrics are only logged then: each ``self.log`` call costs about a millisecond of
+        Python, which is several percent of a small model's step on CPU.
+        """
+        return self._trainer is not None and self.trainer.global_step % self.trainer.log_every_n_steps == 0
+
+    def count_loss_tokens(self, labels: torch.Tensor) -> torch.Tensor:
+        """Count this micro-batch's labelled tokens towards the current optimizer step (see below)."""
+        tokens = (labels != -100).sum()
+        self._step_tokens = tokens if self._step_tokens is None else self._step_tokens + tokens
+        return tokens
+
+    def normalize_by_tokens(self) -> None:
+        """Turn gradients of summed token losses into gradients of the mean over every token of the step.
+
+        Lightning divides each micro-batch's loss by ``accumulate_grad_batches`` and DDP/FSDP average
+        gradients over processes, so the gradients hold sum / (accumulation * world); multiplying by
+        accumulation * world / (tokens in all micro-batches on all processes) gives the token mean of
+        the whole global batch, however it was split and however much padding each piece had.
+        """
+        if self._step_tokens is None:
+            return
+        tokens = self._step_tokens.float()
+        self._step_tokens = None
+        world = self.trainer.world_size
+        if world > 1:
+            tokens = self.trainer.strategy.reduce(tokens, reduce_op="sum")
+        scale = world * self.trainer.accumulate_grad_batches / tokens.clamp(min=1)
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(
+                grads, scale.to(grads[0].device) if not hasattr(grads[0], "full_tensor") else float(scale)
+            )
+
+    def on_train_start(self) -> None:
+        from litllm.train.distributed import check_data_split
+
+        loaders = self.trainer.train_dataloader
+        if isinstance(loaders, dict):
+            loaders = list(loaders.values())
+        for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+            problem = check_data_split(loader, self.trainer.world_size)
+            if problem is not None:
+                raise ConfigError(problem)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.normalize_by_tokens()
+        # Gradient norm before clipping (it costs a pass over all gradients).
+        if self.is_logging_step():
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if grads:
+                norm = torch.nn.utils.get_total_norm(grads)
+                if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
+                    norm = norm.full_tensor()
+                write_metrics(self.trainer, {"train/grad_norm": norm})
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.is_logging_step():
+            write_metrics(self.trainer, {"train/lr": self.trainer.optimizers[0].param_groups[0]["lr"]})
+
+    # ------------------------------------------------------------------ validation bookkeeping
+    def on_validation_epoch_end(self) -> None:
+        self.log_eval_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_eval_metrics("test")
+
+    def log_eval_metrics(self, prefix: str) -> None:
+        """Log token-weighted mean loss, perplexity and bits per byte gathered by ``self.val_loss``."""
+        if not self.val_loss.update_called:
+            return
+        loss = self.val_loss.compute()  # torchmetrics has already reduced across processes
+        self.val_loss.reset()
+        self.log(f"{prefix}/loss", loss, prog_bar=True, sync_dist=False)
+        self.log(f"{prefix}/ppl", torch.exp(loss), sync_dist=False)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "val_bytes_per_token", None):
+            self.log(f"{prefix}/bpb", datamodule.bits_per_byte(float(loss)), sync_dist=False)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.peft_model is not None:
+            # Only the adapter (and anything else that trains) goes into the checkpoint: megabytes, not the base.
+            trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        # Make a Lightning checkpoint self-describing: the model shape and the exact tokenizer.
+        checkpoint["litllm"] = {
+            "model_config": self.config.to_dict(),
+            "tokenizer": self.tokenizer.backend.to_str() if self.tokenizer is not None else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("litllm", {})
+        saved_tokenizer = saved.get("tokenizer")
+        if self.tokenizer is not None and saved_tokenizer and saved_tokenizer != self.tokenizer.backend.to_str():
+            raise CheckpointError(
+                "the checkpoint was trained with a different tokenizer than the one this run uses "
+                f"(run: {self.tokenizer.fingerprint()}); point data.tokenizer at the checkpoint's tokenizer"
+            )
+        if self.model is None:
+            return
+        own = self.state_dict()
+        for name, tensor in checkpoint.get("state_dict", {}).items():
+            if name in own and tuple(own[name].shape) != tuple(tensor.shape):
+                raise CheckpointError(
+                    f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)} but this model has "
+                    f"{tuple(own[name].shape)}: the checkpoint is from another model shape "
+                    f"(checkpoint config: {saved.get('model_config')})"
+                )
+
+    def configure_callbacks(self):
+        """Add litllm's default callbacks unless the recipe configured its own of the same kind."""
+        from litllm.train.callbacks import default_callbacks
+
+        present = {type(cb) for cb in self.trainer.callbacks} if self._trainer is not None else set()
+        return [cb for cb in default_callbacks() if type(cb) not in present]
+
+
+def grow_vocabulary(model: GPT, size: int) -> None:
+    """Enlarge the embedding table (and an untied head) to ``size`` rows for tokens a template added.
+
+    New rows start at the mean of the existing embeddings, a neutral point the finetuning moves from.
+    """
+    old = model.wte.weight.data
+    new = old.mean(dim=0, keepdim=True).repeat(size - old.size(0), 1)
+    model.wte = torch.nn.Embedding(size, old.size(1), device=old.device, dtype=old.dtype)
+    model.wte.weight.data = torch.cat([old, new])
+    if model.config.tie_embeddings:
+        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
+        model.lm_head.weight = model.wte.weight
+    else:
+        head = model.lm_head.weight.data
+        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
+        model.lm_head.weight.data = torch.cat([head, head.mean(dim=0, keepdim=True).repeat(size - head.size(0), 1)])
+    model.config.vocab_size = size
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
+    """Learning-rate multiplier: linear 0 -> 1 over ``warmup_steps``, cosine 1 -> ``min_ratio`` by ``total_steps``."""
+
+    def multiplier(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if step >= total_steps:
+            return min_ratio
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return multiplier

@@ -1,0 +1,295 @@
+"""Callbacks that let a person see a run: speed, samples, loss curve, and the final model directory."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+from litllm.model.model_dir import save_model_dir
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak memory of this process: allocated CUDA memory on GPU, resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
+
+
+def write_metrics(trainer: L.Trainer, metrics: dict[str, float]) -> None:
+    """Write step metrics straight to the run's loggers (on rank 0).
+
+    For metrics nothing else reads back (speed, learning rate, gradient norm): ``self.log`` keeps
+    per-key bookkeeping that costs about a millisecond per key on CPU, several percent of a small
+    model's step when a handful of keys are logged.
+    """
+    if trainer.is_global_zero:
+        values = {k: float(v) for k, v in metrics.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step)
+
+
+class SpeedMonitor(Callback):
+    """Log tokens/s (all processes together), samples/s, MFU and peak memory every ``log_every_n_steps``.
+
+    Args:
+        peak_flops: Peak FLOP/s of one device for MFU. None: looked up for known GPUs, MFU skipped on CPU.
+    """
+
+    def __init__(self, peak_flops: float | None = None) -> None:
+        self.peak_flops = peak_flops
+        self._tokens = self._samples = 0
+        self._start: float | None = None
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._start is None:
+            self._start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        ids = batch["input_ids"] if isinstance(batch, dict) else batch[0]
+        self._tokens += ids.numel()
+        self._samples += ids.size(0)
+        step_done = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
+        if not step_done or trainer.global_step % trainer.log_every_n_steps != 0:
+            return
+        if ids.device.type == "cuda":
+            torch.cuda.synchronize(ids.device)
+        elapsed = time.perf_counter() - self._start
+        world = trainer.world_size
+        tokens_per_sec = self._tokens * world / elapsed
+        metrics = {
+            "speed/tokens_per_sec": tokens_per_sec,
+            "speed/samples_per_sec": self._samples * world / elapsed,
+            "speed/peak_memory_gb": peak_memory_bytes(ids.device) / 1e9,
+        }
+        peak = self.peak_flops or gpu_peak_flops(ids.device, trainer.precision)
+        config = getattr(pl_module, "config", None)
+        if peak and config is not None:
+            flops_per_token = config.flops_per_token(ids.size(1))
+            metrics["speed/mfu"] = flops_per_token * tokens_per_sec / (peak * world)
+        write_metrics(trainer, metrics)
+        if trainer.progress_bar_callback is not None:
+            pl_module.log("tok/s", tokens_per_sec, prog_bar=True, on_step=True, on_epoch=False, rank_zero_only=True)
+        self._tokens = self._samples = 0
+        self._start = time.perf_counter()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = None  # do not count validation time as training time
+        self._tokens = self._samples = 0
+
+
+_GPU_PEAK_BF16 = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 70e12,
+    "L4": 121e12,
+    "4090": 165e12,
+}
+
+
+def gpu_peak_flops(device: torch.device, precision: str) -> float | None:
+    """Dense bf16 peak of known GPUs (fp32 paths run at about a quarter or less; not tabulated)."""
+    if device.type != "cuda" or "bf16" not in str(precision):
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in _GPU_PEAK_BF16.items() if k in name), None)
+
+
+class SampleGeneration(Callback):
+    """Print (and save to ``samples.txt``) a short generation after each validation.
+
+    Args:
+        prompt: Text to continue; empty starts from end-of-text (a fresh document).
+        max_new_tokens: Length of the sample.
+        temperature: Sampling temperature (0 is greedy).
+        top_k: Sample only among the k most likely tokens.
+    """
+
+    def __init__(
+        self, prompt: str = "", max_new_tokens: int = 64, temperature: float = 0.8, top_k: int | None = 50
+    ) -> None:
+        self.prompt, self.max_new_tokens = prompt, max_new_tokens
+        self.temperature, self.top_k = temperature, top_k
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.max_new_tokens <= 0:
+            return
+        tokenizer = getattr(pl_module, "tokenizer", None)
+        if tokenizer is None:
+            return
+        # Under FSDP every forward pass gathers the shards from all processes, so every rank generates
+        # (the same tokens, for the same number of steps); otherwise rank 0 alone.
+        sharded = any(hasattr(p, "full_tensor") for p in pl_module.backbone.parameters())
+        if not (trainer.is_global_zero or sharded):
+            return
+        text = self.sample(pl_module, tokenizer, fixed_length=sharded)
+        if not trainer.is_global_zero:
+            return
+        if getattr(pl_module, "template", None) is not None:
+            text = f"\n>>> {text}"  # an instruction and the model's answer, not a continuation
+        pl_module.print(f"\n--- sample at step {trainer.global_step} ---\n{self.prompt}{text}\n---")
+        out = Path(trainer.default_root_dir) / "samples.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(f"--- step {trainer.global_step} ---\n{self.prompt}{text}\n")
+
+    def sample(self, pl_module: L.LightningModule, tokenizer, fixed_length: bool = False) -> str:
+        """Generate from the module's backbone; the text ends before the first end-of-text token.
+
+        ``fixed_length`` always runs ``max_new_tokens`` forward passes (no stop at end-of-text), so that
+        processes taking part in sharded forward passes make the same number of collective calls.
+        """
+        from litllm.infer.generate import generate
+
+        model = pl_module.backbone
+        template = getattr(pl_module, "template", None)
+        text = template.prompt([{"role": "user", "content": self.prompt}]) if template is not None else self.prompt
+        ids = tokenizer.encode(text) if text else [tokenizer.eot_id]
+        prompt = torch.tensor([ids], dtype=torch.long, device=pl_module.device)
+        generator = torch.Generator(device=pl_module.device).manual_seed(1234)
+        was_training = model.training
+        model.eval()
+        try:
+            out = generate(
+                model,
+                prompt,
+                self.max_new_tokens,
+                temperature=self.temperature,
+                top_k=self.top_k,
+                eos_id=None if fixed_length else tokenizer.eot_id,
+                generator=generator,
+            )
+        finally:
+            model.train(was_training)
+        new_ids = out[0, len(ids) :].tolist()
+        if tokenizer.eot_id in new_ids:
+            new_ids = new_ids[: new_ids.index(tokenizer.eot_id)]
+        return tokenizer.decode(new_ids, skip_special_tokens=True)
+
+
+class LossCurve(Callback):
+    """Keep the train and validation losses and draw them to ``<default_root_dir>/loss.png`` after each validation."""
+
+    def __init__(self, filename: str = "loss.png") -> None:
+        self.filename = filename
+        self.train: list[tuple[int, float]] = []
+        self.val: list[tuple[int, float]] = []
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step % trainer.log_every_n_steps == 0 and "train/loss" in trainer.callback_metrics:
+            self.train.append((trainer.global_step, float(trainer.callback_metrics["train/loss"])))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # on_validation_end, not on_validation_epoch_end: callbacks' epoch-end hooks run before the
+        # module's, so there the metrics would still hold the previous validation.
+        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
+            return
+        self.val.append((trainer.global_step, float(trainer.callback_metrics["val/loss"])))
+        self.plot(Path(trainer.default_root_dir) / self.filename)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train": self.train, "val": self.val}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train, self.val = list(state_dict["train"]), list(state_dict["val"])
+
+    @rank_zero_only
+    def plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        if self.train:
+            ax.plot(*zip(*self.train), label="train", alpha=0.7)
+        if self.val:
+            ax.plot(*zip(*self.val), "o-", label="validation")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+
+class ModelExport(Callback):
+    """Keep the tokenizer beside the checkpoints and write the final model directory at the end of fit.
+
+    Args:
+        dirpath: Where the final model directory goes; None is ``<default_root_dir>/final``.
+    """
+
+    def __init__(self, dirpath: str | None = None) -> None:
+        self.dirpath = dirpath
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        tokenizer = getattr(pl_module, "tokenizer", None)
+        if tokenizer is None or not trainer.is_global_zero:
+            return
+        for cb in trainer.checkpoint_callbacks:
+            if getattr(cb, "dirpath", None):
+                Path(cb.dirpath).mkdir(parents=True, exist_ok=True)
+                tokenizer.save(Path(cb.dirpath) / "tokenizer.json")
+                pl_module.config.to_json(Path(cb.dirpath) / "config.json")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        out = Path(self.dirpath or Path(trainer.default_root_dir) / "final")
+        tokenizer = getattr(pl_module, "tokenizer", None)
+        peft_model = getattr(pl_module, "peft_model", None)
+        if peft_model is not None:
+            if trainer.is_global_zero:
+                self._export_adapter(pl_module, peft_model, out, tokenizer)
+        else:
+            state = full_state_dict(pl_module.backbone)  # collective under FSDP: every rank takes part
+            if trainer.is_global_zero:
+                save_model_dir(out, pl_module.backbone, tokenizer, state_dict=state)
+        if trainer.is_global_zero:
+            template = getattr(pl_module, "template", None)
+            if template is not None:
+                from litllm.data.templates import save_template
+
+                save_template(template, out)
+            pl_module.print(f"Model directory written to {out}")
+
+    @staticmethod
+    def _export_adapter(pl_module: L.LightningModule, peft_model, out: Path, tokenizer) -> None:
+        """LoRA/QLoRA: the PEFT adapter directory beside a merged full-precision model directory."""
+        from litllm.model.adapters import merge_lora, save_adapter
+
+        adapter_dir = save_adapter(peft_model, out.parent / "adapter")
+        base = pl_module.base_model() if pl_module.hparams.checkpoint else None
+        merged = merge_lora(peft_model, base=base)
+        save_model_dir(out, merged, tokenizer)
+        pl_module.print(f"Adapter written to {adapter_dir}")
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The full (unsharded) state dict on CPU, gathering FSDP2 shards when the parameters are DTensors."""
+    if any(hasattr(p, "full_tensor") for p in model.parameters()):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def default_callbacks() -> list[Callback]:
+    return [SpeedMonitor(), SampleGeneration(), LossCurve(), ModelExport()]

@@ -1,0 +1,88 @@
+"""Sharding and activation checkpointing for the backbone.
+
+FSDP2 (``torch.distributed.fsdp.fully_shard``) is applied per transformer block and then at the root,
+inside ``configure_model``, when Lightning's ``ModelParallelStrategy`` provides a device mesh. litllm
+applies no tensor parallelism, so every process of that mesh is a data-parallel FSDP rank (see
+``data_parallel_mesh``). The same code runs on CPU (gloo) and GPU (NCCL). Activation checkpointing uses the composable
+``torch.distributed._composable.checkpoint``, which keeps parameter names, so full checkpoints still load.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from litllm.model.gpt import GPT
+
+
+def checkpoint_blocks(model: GPT) -> None:
+    """Recompute each block's activations in the backward pass instead of storing them."""
+    from torch.distributed._composable import checkpoint
+
+    for block in model.blocks:
+        checkpoint(block)
+
+
+def data_parallel_mesh(mesh):
+    """The 1-D mesh of every process in ``mesh``, over which FSDP shards and averages gradients.
+
+    Lightning's ``ModelParallelStrategy`` builds a 2-D ``(data_parallel, tensor_parallel)`` mesh whose
+    defaults are ``data_parallel_size = num_nodes`` and ``tensor_parallel_size = devices per node``: on one
+    node the ``data_parallel`` dimension has size 1. Sharding over that dimension alone would leave each
+    process training its own unsharded copy on its own part of the batch (no gradient reduction at all).
+    As litllm does not use the tensor-parallel dimension, all processes are data parallel: the data
+    module's sampler (``trainer.global_rank`` of ``trainer.world_size``) and the token normalisation in
+    ``LLMModule`` assume the same.
+    """
+    if mesh.ndim == 1:
+        return mesh
+    names = mesh.mesh_dim_names
+    for name in names:  # one dimension spans every process (the other has size 1): use it as it is
+        if mesh[name].size() == mesh.size():
+            return mesh[name]
+    from torch.distributed.device_mesh import init_device_mesh
+
+    # Several nodes with the default sizes (both dimensions > 1): a new 1-D mesh over the whole world.
+    return init_device_mesh(mesh.device_type, (mesh.size(),), mesh_dim_names=("data_parallel",))
+
+
+def shard(model: torch.nn.Module, mesh, param_dtype: torch.dtype | None = None, cpu_offload: bool = False) -> None:
+    """``fully_shard`` every transformer block, then the root (embeddings, final norm, head).
+
+    With ``param_dtype`` (bf16 on GPU) the gathered parameters are cast for compute while the
+    gradients are reduced in fp32. ``cpu_offload`` keeps the shards (and so the optimizer state) on the CPU.
+    """
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+
+    kwargs = {"mesh": mesh}
+    if param_dtype is not None:
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    if cpu_offload:  # shards, gradients and optimizer state live in CPU memory; compute stays on the device
+        kwargs["offload_policy"] = CPUOffloadPolicy()
+    blocks = model.get_base_model().blocks if hasattr(model, "get_base_model") else model.blocks
+    for block in blocks:
+        fully_shard(block, **kwargs)
+    fully_shard(model, **kwargs)
+
+
+def check_data_split(dataloader, world_size: int) -> str | None:
+    """Why ``dataloader`` would give several processes the same samples, or None if it splits them.
+
+    Lightning's ``ModelParallelStrategy`` (on its defaults) tells Lightning that there is one
+    data-parallel rank per node, so a loader that Lightning equips with a sampler itself would feed
+    every process of a node the same batches; litllm's data module builds its own sampler over all
+    processes. A loader over an ``IterableDataset`` must split itself and is not checked.
+    """
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if world_size <= 1 or not isinstance(dataloader, DataLoader) or isinstance(dataloader.dataset, IterableDataset):
+        return None
+    replicas = getattr(dataloader.sampler, "num_replicas", None)
+    if replicas is None and dataloader.batch_sampler is not None:
+        replicas = getattr(getattr(dataloader.batch_sampler, "sampler", None), "num_replicas", None)
+    if replicas == world_size:
+        return None
+    return (
+        f"the training loader's sampler splits the data over {replicas or 1} process(es), but {world_size} train: "
+        "they would see the same samples. Use litllm's LLMDataModule, or give the DataLoader a "
+        f"DistributedSampler(num_replicas={world_size}, rank=trainer.global_rank)"
+    )

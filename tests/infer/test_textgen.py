@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from litllm.errors import DataError
+from litllm.infer.textgen import TextStream, read_prompts, stream_text
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+
+
+def push_all(stream: TextStream, ids: list[int]) -> str:
+    out = ""
+    for i in ids:
+        out += stream.push(i)
+        if stream.stopped:
+            break
+    return out + stream.finish()
+
+
+def test_stream_reproduces_the_decoded_text(small_tokenizer):
+    text = "ROMEO:\nBut soft, what light through yonder window breaks? é ü"
+    ids = small_tokenizer.encode(text)
+    stream = TextStream(small_tokenizer)
+    pieces = [stream.push(i) for i in ids]
+    assert "".join(pieces) + stream.finish() == text
+    assert not any("\ufffd" in p for p in pieces)  # split multi-byte characters are held back, not printed broken
+
+
+def test_stream_stops_at_a_stop_string_without_printing_it(small_tokenizer):
+    ids = small_tokenizer.encode("First line.\nSTOP here, and more after")
+    stream = TextStream(small_tokenizer, stop=["\nSTOP"])
+    printed = []
+    for i in ids:
+        printed.append(stream.push(i))
+        if stream.stopped:
+            break
+    assert stream.stopped
+    assert "".join(printed) + stream.finish() == "First line."
+    assert all("\n" not in p for p in printed)  # the stop's first character was held back, not printed
+
+
+def test_stream_stops_at_end_of_text_and_single_token_stops(small_tokenizer):
+    ids = small_tokenizer.encode("Hello") + [small_tokenizer.eot_id] + small_tokenizer.encode(" more")
+    assert push_all(TextStream(small_tokenizer), ids) == "Hello"
+    # a stop string that is one token is matched by its id
+    assert push_all(TextStream(small_tokenizer, stop=["<|endoftext|>"]), ids) == "Hello"
+
+
+def test_stream_text_greedy_is_reproducible_and_streams(small_tokenizer):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2")).eval()
+    pieces: list[str] = []
+    text = stream_text(model, small_tokenizer, "ROMEO:", max_new_tokens=12, temperature=0, write=pieces.append)
+    assert text == "".join(pieces) and len(pieces) > 1
+    assert text == stream_text(model, small_tokenizer, "ROMEO:", max_new_tokens=12, temperature=0)
+    ids = small_tokenizer.encode("ROMEO:")
+    with torch.no_grad():
+        expected = model(torch.tensor([ids]))[0, -1].argmax().item()
+    assert text.startswith(small_tokenizer.decode([expected]))
+
+
+def test_read_prompts(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text("ROMEO:\n\nJULIET:\\nO Romeo\n")
+    assert read_prompts(str(path)) == ["ROMEO:", "JULIET:\nO Romeo"]
+    with pytest.raises(DataError, match="not found"):
+        read_prompts(str(tmp_path / "missing.txt"))
