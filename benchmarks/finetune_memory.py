@@ -28,13 +28,13 @@ def make_base(directory: Path) -> Path:
 
     from litllm.model.config import ModelConfig
     from litllm.model.gpt import GPT
-    from litllm.model.model_dir import save_model_dir
+    from litllm.model.model_dir import ModelDir
     from litllm.model.tokenizer import train_bpe
 
     torch.manual_seed(0)
     tokenizer = train_bpe([_corpus()], vocab_size=2048)
     model = GPT(ModelConfig.from_name("gpt-10m", vocab_size=2048))
-    return save_model_dir(directory / "base", model, tokenizer)
+    return ModelDir(directory / "base").save(model, tokenizer)
 
 
 def _corpus() -> Path:
@@ -64,7 +64,7 @@ def run_one(method: str, base: Path, steps: int, workdir: Path) -> dict:
         cache_dir=str(workdir / "cache"),
     )
     module = SFTModule(
-        checkpoint=str(base),
+        init_from=str(base),
         method=method,
         lora_r=8,
         lora_alpha=16,

@@ -29,7 +29,7 @@ from litllm.infer.generate import generate
 from litllm.interop.convert import convert_to_hf
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
 
 RESULTS = Path(__file__).parent / "results"
 PROMPT_TOKENS = 16
@@ -111,7 +111,7 @@ def bench_shape(label: str, arch: str, overrides: dict, tokens: dict, repeats: i
     config = ModelConfig.from_name(arch, **overrides)
     model = GPT(config).eval()
     with tempfile.TemporaryDirectory() as tmp:
-        save_model_dir(Path(tmp) / "litllm", model)
+        ModelDir(Path(tmp) / "litllm").save(model)
         convert_to_hf(Path(tmp) / "litllm", Path(tmp) / "hf")
         hf = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "hf", dtype=torch.float32).eval()
     rows = []

@@ -27,6 +27,7 @@ MOVED = {
     "litllm.evaluate": "litllm.infer.evaluate",
     "litllm.convert": "litllm.interop.convert",
     "litllm.lm_eval_adapter": "litllm.interop.lm_eval_adapter",
+    "litllm.data.templates": "litllm.model.templates",
 }
 """Old module path -> new one; submodules follow (``litllm.modules.dpo`` -> ``litllm.train.dpo``)."""
 
@@ -60,9 +61,22 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
         target_name = new_name(fullname)
         if target_name is None:
             return None
-        if os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0":
-            print(f"litllm: {fullname} is now {target_name} (the old name still works)", file=sys.stderr)
+        warn_renamed(fullname, target_name)
         return importlib.util.spec_from_loader(fullname, _Alias(target_name))
+
+
+def _rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+_warned: set[str] = set()
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """One line on stderr (once per process, on rank 0) when a renamed option is used by its old name."""
+    if old not in _warned and _rank_zero():
+        _warned.add(old)
+        print(f"litllm: {old} is now {new} (the old name still works)", file=sys.stderr)
 
 
 def install() -> None:

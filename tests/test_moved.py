@@ -14,7 +14,7 @@ from litllm import _moved
         ("litllm.modules", "litllm.train", "PretrainModule"),
         ("litllm.modules.dpo", "litllm.train.dpo", "DPOModule"),
         ("litllm.callbacks", "litllm.train.callbacks", "SampleGeneration"),
-        ("litllm.checkpoint", "litllm.model.model_dir", "load_model_dir"),
+        ("litllm.checkpoint", "litllm.model.model_dir", "ModelDir"),
         ("litllm.config", "litllm.model.config", "ModelConfig"),
     ],
 )

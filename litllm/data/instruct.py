@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from litllm.data import sources
-from litllm.data.templates import Message, Template
 from litllm.errors import DataError
+from litllm.model.templates import Message, Template
 from litllm.model.tokenizer import Tokenizer
 
 IGNORE = -100

@@ -29,7 +29,6 @@ from litllm.data.instruct import Report, SFTDataset, build_examples, pack, pad_c
 from litllm.data.preference import PreferenceDataset, PreferenceFields, build_pairs, preference_collate
 from litllm.data.sampler import ResumableDataLoader, resumable_loader
 from litllm.data.shards import Manifest, ShardedTokenBlocks, check_tokenizer, is_prepared, load_manifest, load_tokenizer
-from litllm.data.templates import Template, get_template, load_template
 from litllm.data.text import (
     StreamingTokenBlocks,
     TokenBlocks,
@@ -38,6 +37,8 @@ from litllm.data.text import (
     unigram_loss,
 )
 from litllm.errors import ConfigError, DataError
+from litllm.model.model_dir import ModelDir
+from litllm.model.templates import Template, get_template
 from litllm.model.tokenizer import EOT, Tokenizer, train_bpe
 
 STATS_TRAIN_TOKENS = 1 << 22
@@ -184,12 +185,8 @@ class LLMDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ tokenizer
     def _trained_tokenizer_file(self) -> Path:
-        return (
-            self.cache_dir
-            / "tokenizers"
-            / f"bpe{self.vocab_size}-{self._fingerprint(self.train_data)}"
-            / "tokenizer.json"
-        )
+        trained = self.cache_dir / "tokenizers" / f"bpe{self.vocab_size}-{self._fingerprint(self.train_data)}"
+        return ModelDir.tokenizer_path(trained)
 
     def _hub_tokenizer(self) -> bool:
         """A tokenizer given as a hub repository name (``openai-community/gpt2``) rather than a local path."""
@@ -198,10 +195,11 @@ class LLMDataModule(L.LightningDataModule):
 
     def _tokenizer_file(self) -> Path:
         if self._hub_tokenizer():
-            return self.cache_dir / "tokenizers" / "hub" / self.tokenizer_path.replace("/", "--") / "tokenizer.json"
+            return ModelDir(
+                self.cache_dir / "tokenizers" / "hub" / self.tokenizer_path.replace("/", "--")
+            ).tokenizer_file
         if self.tokenizer_path is not None:
-            path = Path(self.tokenizer_path)
-            return path / "tokenizer.json" if path.is_dir() else path
+            return ModelDir.tokenizer_path(self.tokenizer_path)
         return self._trained_tokenizer_file()
 
     def _ensure_tokenizer(self) -> Tokenizer:
@@ -425,7 +423,7 @@ class LLMDataModule(L.LightningDataModule):
     def _resolve_template(self) -> Template:
         if self.template_name is not None:
             return get_template(self.template_name)
-        saved = load_template(self._tokenizer_file().parent)  # a finetuned model directory carries its template
+        saved = ModelDir(self._tokenizer_file().parent).template()  # a finetuned model directory carries its template
         return saved or get_template("alpaca")
 
     def _setup_records(self) -> None:

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litllm.data.instruct import IGNORE, RecordFields, Report, encode, pad_collate, to_messages
-from litllm.data.templates import Template
+from litllm.model.templates import Template
 from litllm.model.tokenizer import Tokenizer
 
 

@@ -14,9 +14,10 @@ from typing import TextIO
 
 import torch
 
-from litllm.data.templates import Message, Template, load_template
 from litllm.infer.textgen import add_sampling_args, load_for_inference, one_line_warnings, sampling_kwargs, stream_text
 from litllm.model.gpt import GPT
+from litllm.model.model_dir import ModelDir
+from litllm.model.templates import Message, Template
 from litllm.model.tokenizer import Tokenizer
 
 HELP = "Type a message and press Enter. /reset starts over, /exit (or end of input) quits."
@@ -94,15 +95,15 @@ def chat_loop(
 
 
 def chat_main(args: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
-    """``litllm chat --checkpoint DIR``: talk to a model in the terminal."""
+    """``litllm chat --model_dir DIR``: talk to a model in the terminal."""
     parser = argparse.ArgumentParser(prog="litllm chat", description="Chat with a model directory. " + HELP)
     add_sampling_args(parser, max_new_tokens=256)
     parser.add_argument("--system", default=None, help="a system message (models with a template only)")
     opts = parser.parse_args(args)
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
 
-    model, tokenizer = load_for_inference(opts.checkpoint, opts.device, opts.dtype)
-    template = load_template(opts.checkpoint)
+    model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
+    template = ModelDir(opts.model_dir).template()
     mode = f"template {template.name!r}" if template else "no template saved: plain continuation of the text"
     stdout.write(f"litllm chat ({mode}). {HELP}\n")
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(opts.seed)

@@ -1,4 +1,4 @@
-"""``litllm evaluate --checkpoint DIR --data FILE``: loss, perplexity and bits per byte of a model on some text.
+"""``litllm evaluate --model_dir DIR --data FILE``: loss, perplexity and bits per byte of a model on some text.
 
 The documents are read with ``litllm.data.sources`` (the same files, globs, JSONL fields and
 ``datasets`` datasets as training), tokenized as in pretraining (each document followed by
@@ -106,8 +106,10 @@ def format_table(results: dict[str, float]) -> str:
 
 def evaluate_main(args: list[str]) -> None:
     """``litllm evaluate``: print loss, perplexity and bits per byte; optionally write them as JSON."""
+    from litllm.infer.textgen import add_model_dir_arg, load_for_inference
+
     parser = argparse.ArgumentParser(prog="litllm evaluate", description="Loss, perplexity and bits per byte.")
-    parser.add_argument("--checkpoint", required=True, help="model directory")
+    add_model_dir_arg(parser)
     parser.add_argument("--data", required=True, help="text/JSONL/parquet file, directory, glob or datasets name")
     parser.add_argument("--text_field", default="text", help="field with the text in JSON/parquet/datasets rows")
     parser.add_argument("--dataset_config", default=None, help="configuration of a datasets dataset")
@@ -118,15 +120,12 @@ def evaluate_main(args: list[str]) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--output", default=None, help="write the results to this JSON file")
     opts = parser.parse_args(args)
-
-    from litllm.infer.textgen import load_for_inference
-
-    model, tokenizer = load_for_inference(opts.checkpoint, opts.device, opts.dtype)
+    model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
     texts = read_texts(opts.data, opts.text_field, opts.dataset_config, opts.split)
     ids, n_bytes = token_stream(texts, tokenizer, opts.max_tokens)
     results = evaluate_tokens(model, ids, n_bytes, opts.batch_size)
-    print(f"{opts.checkpoint} on {opts.data}:")
+    print(f"{opts.model_dir} on {opts.data}:")
     print(format_table(results))
     if opts.output:
-        record = {"checkpoint": str(opts.checkpoint), "data": opts.data, **results}
+        record = {"model_dir": str(opts.model_dir), "data": opts.data, **results}
         Path(opts.output).write_text(json.dumps(record, indent=2) + "\n")

@@ -18,9 +18,11 @@ from typing import TextIO
 
 import torch
 
+from litllm._moved import warn_renamed
 from litllm.errors import DataError
 from litllm.infer.generate import generate_tokens
 from litllm.model.gpt import GPT
+from litllm.model.model_dir import ModelDir
 from litllm.model.tokenizer import Tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -146,17 +148,35 @@ def one_line_warnings(stream: TextIO | None = None) -> Iterator[None]:
         yield
 
 
-def load_for_inference(checkpoint: str, device: str | None = None, dtype: str = "float32") -> tuple[GPT, Tokenizer]:
+def load_for_inference(model_dir: str, device: str | None = None, dtype: str = "float32") -> tuple[GPT, Tokenizer]:
     """Load a model directory on ``device`` (default: CUDA when present) in ``dtype``, ready to generate."""
-    from litllm.model.model_dir import load_model_dir
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return load_model_dir(checkpoint, device=device, dtype=DTYPES[dtype])
+    return ModelDir(model_dir).load(device=device, dtype=DTYPES[dtype])
+
+
+class _ModelDirOption(argparse.Action):
+    """``--model_dir``, also accepted under its old name ``--checkpoint`` (with one deprecation line)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if option_string == "--checkpoint":
+            warn_renamed("--checkpoint", "--model_dir")
+        setattr(namespace, self.dest, values)
+
+
+def add_model_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model_dir",
+        "--checkpoint",
+        dest="model_dir",
+        required=True,
+        action=_ModelDirOption,
+        help="model directory (what litllm fit / finetune / convert from-hf write)",
+    )
 
 
 def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 200) -> None:
     """Options shared by ``litllm generate`` and ``litllm chat``."""
-    parser.add_argument("--checkpoint", required=True, help="model directory (model.safetensors, config.json, ...)")
+    add_model_dir_arg(parser)
     parser.add_argument("--max_new_tokens", type=int, default=max_new_tokens)
     parser.add_argument("--temperature", type=float, default=0.8, help="0 picks the most likely token (greedy)")
     parser.add_argument("--top_k", type=int, default=50, help="sample among the k most likely tokens (0: all)")
@@ -197,7 +217,7 @@ def generate_main(args: list[str]) -> None:
     opts = parser.parse_args(args)
 
     prompts = read_prompts(opts.prompts_file) if opts.prompts_file else [opts.prompt]
-    model, tokenizer = load_for_inference(opts.checkpoint, opts.device, opts.dtype)
+    model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(opts.seed)
 
     def write(text: str) -> None:

@@ -32,9 +32,10 @@ from safetensors.torch import save_file
 from litllm.errors import CheckpointError, ConfigError
 from litllm.model.config import ROPE_SCALING_KEYS, ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import CONFIG, TOKENIZER, WEIGHTS, check_model_dir
+from litllm.model.model_dir import ModelDir
 from litllm.model.tokenizer import Tokenizer
 
+CONFIG, TOKENIZER, WEIGHTS = ModelDir.CONFIG, ModelDir.TOKENIZER, ModelDir.WEIGHTS
 LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3")
 ARCHITECTURES = {
     "gpt2": "GPT2LMHeadModel",
@@ -476,7 +477,7 @@ def convert_to_hf(model_dir: str | Path, hf_dir: str | Path, dtype: torch.dtype 
     Without a ``tokenizer.json`` in ``model_dir`` only the model is written.
     """
     # A model directory saved without a tokenizer (possible with save_model_dir) exports the model alone.
-    model_dir, hf_dir = check_model_dir(model_dir, need_tokenizer=False), Path(hf_dir)
+    model_dir, hf_dir = ModelDir(model_dir).check(need_tokenizer=False).path, Path(hf_dir)
     config = ModelConfig.from_json(model_dir / CONFIG)
     model_type = hf_model_type(config)
     state, where = read_hf_weights(model_dir)

@@ -6,7 +6,7 @@ Importing this module registers the model type ``litllm`` with the harness. From
     from litllm.interop.lm_eval_adapter import LitLLMEvalModel
     lm_eval.simple_evaluate(model=LitLLMEvalModel("out/shakespeare/final"), tasks=["hellaswag"])
 
-or from the shell, ``python -m litllm.interop.lm_eval_adapter --checkpoint DIR --tasks hellaswag [--include_path
+or from the shell, ``python -m litllm.interop.lm_eval_adapter --model_dir DIR --tasks hellaswag [--include_path
 my_tasks/] [--limit 100]``.
 
 The three request types map onto litllm's own code: ``loglikelihood`` scores a continuation in one
@@ -27,10 +27,11 @@ try:
     from lm_eval.api.model import LM
     from lm_eval.api.registry import register_model
 except ImportError as err:  # an optional extra
-    raise ImportError("the lm-eval adapter needs the harness: pip install 'litllm[lm_eval]'") from err
+    raise ImportError("the lm-eval adapter needs the harness: pip install 'litllm[lm-eval]'") from err
 
+from litllm._moved import warn_renamed
 from litllm.infer.evaluate import evaluate_tokens
-from litllm.infer.textgen import load_for_inference, stream_text
+from litllm.infer.textgen import add_model_dir_arg, load_for_inference, stream_text
 
 
 @register_model("litllm")
@@ -39,21 +40,27 @@ class LitLLMEvalModel(LM):
 
     def __init__(
         self,
-        checkpoint: str,
+        model_dir: str | None = None,
         device: str | None = None,
         dtype: str = "float32",
         batch_size: int | str = 1,
         max_gen_toks: int = 256,
+        checkpoint: str | None = None,
     ) -> None:
         super().__init__()
-        self.model, self.tokenizer = load_for_inference(checkpoint, device, dtype)
+        if checkpoint is not None:
+            warn_renamed("checkpoint", "model_dir")
+            model_dir = model_dir or checkpoint
+        if model_dir is None:
+            raise TypeError("LitLLMEvalModel needs model_dir, the model directory to evaluate")
+        self.model, self.tokenizer = load_for_inference(model_dir, device, dtype)
         self._device = next(self.model.parameters()).device
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 1
         self.max_gen_toks = int(max_gen_toks)
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> LitLLMEvalModel:
-        """``--model_args checkpoint=DIR,dtype=bfloat16``; the harness's ``batch_size``/``device`` pass through."""
+        """``--model_args model_dir=DIR,dtype=bfloat16``; the harness's ``batch_size``/``device`` pass through."""
         kwargs = dict(pair.split("=", 1) for pair in arg_string.split(",") if pair)
         for key, value in (additional_config or {}).items():
             if value is not None and key in ("batch_size", "device"):
@@ -119,9 +126,9 @@ class LitLLMEvalModel(LM):
 
 
 def main(args: list[str] | None = None) -> None:
-    """``python -m litllm.interop.lm_eval_adapter --checkpoint DIR --tasks a,b``: run harness tasks, print and save results."""
+    """``python -m litllm.interop.lm_eval_adapter --model_dir DIR --tasks a,b``: run harness tasks, print and save results."""
     parser = argparse.ArgumentParser(description="Evaluate a litllm model directory with lm-evaluation-harness.")
-    parser.add_argument("--checkpoint", required=True, help="model directory")
+    add_model_dir_arg(parser)
     parser.add_argument("--tasks", required=True, help="comma-separated harness task names")
     parser.add_argument("--include_path", default=None, help="a folder of extra task YAML files")
     parser.add_argument("--only_included", action="store_true", help="index only the tasks in --include_path")
@@ -133,7 +140,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--output", default=None, help="write the results to this JSON file")
     opts = parser.parse_args(args)
     results = run_tasks(
-        opts.checkpoint,
+        opts.model_dir,
         opts.tasks.split(","),
         include_path=opts.include_path,
         include_defaults=not opts.only_included,
@@ -151,7 +158,7 @@ def main(args: list[str] | None = None) -> None:
 
 
 def run_tasks(
-    checkpoint: str,
+    model_dir: str,
     tasks: list[str],
     include_path: str | None = None,
     num_fewshot: int | None = None,
@@ -171,7 +178,7 @@ def run_tasks(
 
     manager = TaskManager(include_path=include_path, include_defaults=include_defaults)
     out = lm_eval.simple_evaluate(
-        model=LitLLMEvalModel(checkpoint, **model_kwargs),
+        model=LitLLMEvalModel(model_dir, **model_kwargs),
         tasks=tasks,
         num_fewshot=num_fewshot,
         limit=limit,

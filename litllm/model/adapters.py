@@ -112,3 +112,22 @@ def weight_bytes(module: nn.Module) -> int:
         if state is not None and getattr(state, "absmax", None) is not None:
             total += state.absmax.numel() * state.absmax.element_size()
     return total
+
+
+def grow_vocabulary(model: GPT, size: int) -> None:
+    """Enlarge the embedding table (and an untied head) to ``size`` rows for tokens a template added.
+
+    New rows start at the mean of the existing embeddings, a neutral point the finetuning moves from.
+    """
+    old = model.wte.weight.data
+    new = old.mean(dim=0, keepdim=True).repeat(size - old.size(0), 1)
+    model.wte = torch.nn.Embedding(size, old.size(1), device=old.device, dtype=old.dtype)
+    model.wte.weight.data = torch.cat([old, new])
+    if model.config.tie_embeddings:
+        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
+        model.lm_head.weight = model.wte.weight
+    else:
+        head = model.lm_head.weight.data
+        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
+        model.lm_head.weight.data = torch.cat([head, head.mean(dim=0, keepdim=True).repeat(size - head.size(0), 1)])
+    model.config.vocab_size = size

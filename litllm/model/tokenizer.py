@@ -13,6 +13,8 @@ from pathlib import Path
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
+from litllm.model.model_dir import ModelDir
+
 EOT = "<|endoftext|>"
 """End-of-text: separates documents in pretraining and ends every response in finetuning."""
 
@@ -38,9 +40,7 @@ class Tokenizer:
     @classmethod
     def from_file(cls, path: str | Path, eot_token: str | None = None) -> Tokenizer:
         """Load a ``tokenizer.json`` file, or the one inside a model directory."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / "tokenizer.json"
+        path = ModelDir.tokenizer_path(path)
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path}")
         try:
@@ -54,7 +54,7 @@ class Tokenizer:
         path = Path(path)
         if path.is_dir() or not path.suffix:
             path.mkdir(parents=True, exist_ok=True)
-            path = path / "tokenizer.json"
+            path = ModelDir(path).tokenizer_file
         path.parent.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(path))
         return path

@@ -17,12 +17,15 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
+from litllm._moved import warn_renamed
 from litllm.errors import CheckpointError, ConfigError
+from litllm.model.adapters import grow_vocabulary
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import CONFIG, check_model_dir, load_weights
+from litllm.model.model_dir import ModelDir
 from litllm.model.tokenizer import Tokenizer
 from litllm.train.callbacks import write_metrics
+from litllm.train.optim import adamw_kernel, make_adamw, parameter_groups, warmup_cosine
 
 
 class LLMModule(L.LightningModule):
@@ -30,6 +33,7 @@ class LLMModule(L.LightningModule):
         self,
         arch: str = "tiny-gpt2",
         arch_overrides: dict[str, Any] | None = None,
+        init_from: str | None = None,
         checkpoint: str | None = None,
         vocab_size: int | None = None,
         learning_rate: float = 3e-4,
@@ -55,8 +59,9 @@ class LLMModule(L.LightningModule):
         Args:
             arch: A preset name from ``litllm presets`` (e.g. ``gpt2-124m``, ``llama-125m``) or a config.json path.
             arch_overrides: Fields of the model config to change, e.g. ``{n_layer: 4, dropout: 0.1}``.
-            checkpoint: A model directory (model.safetensors + config.json + tokenizer.json) to start
-                from instead of random weights; its config replaces ``arch``.
+            init_from: A model directory (``litllm fit`` or ``convert from-hf`` writes one) to start from
+                instead of random weights; its config replaces ``arch`` and its tokenizer is the run's.
+            checkpoint: Deprecated name of ``init_from``.
             vocab_size: Size of the embedding table; None takes the tokenizer's vocabulary size.
             learning_rate: Peak learning rate, reached at the end of warmup.
             min_lr_ratio: Final learning rate as a fraction of the peak (cosine decay ends there).
@@ -69,7 +74,7 @@ class LLMModule(L.LightningModule):
                 combined with mixed precision (Lightning refuses that pair), ``foreach`` otherwise.
             compile: Run the backbone through ``torch.compile`` (slow first step, faster after on GPU).
             method: ``full`` trains every weight; ``lora`` freezes the model and trains low-rank adapters
-                (peft); ``qlora`` also stores the frozen base in 4-bit (bitsandbytes) and needs ``checkpoint``.
+                (peft); ``qlora`` also stores the frozen base in 4-bit (bitsandbytes) and needs ``init_from``.
             lora_r: LoRA rank.
             lora_alpha: LoRA scaling numerator (the update is scaled by alpha / r).
             lora_dropout: Dropout on the LoRA branch input.
@@ -85,29 +90,34 @@ class LLMModule(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        self.config = self._resolve_config(arch, arch_overrides, checkpoint)
+        if checkpoint is not None:
+            warn_renamed("model.checkpoint", "model.init_from")
+            init_from = init_from or checkpoint
+        self.init_from: ModelDir | None = ModelDir(init_from) if init_from is not None else None
+        self.config = self._resolve_config(arch, arch_overrides, self.init_from)
         if vocab_size is not None:
             self.config.vocab_size = vocab_size
-        if method == "qlora" and checkpoint is None:
-            raise ConfigError("method=qlora quantizes a pretrained model: set model.checkpoint to its directory")
+        if method == "qlora" and self.init_from is None:
+            raise ConfigError("method=qlora quantizes a pretrained model: set model.init_from to its directory")
         self.model: GPT | None = None
         self.tokenizer: Tokenizer | None = None
         self.template = None
         self.val_loss = MeanMetric()
         self._step_tokens: torch.Tensor | None = None  # labelled tokens seen since the last optimizer step
-        # Adapter runs checkpoint only the adapter; the base weights come from model.checkpoint.
+        # Adapter runs checkpoint only the adapter; the base weights come from model.init_from.
         self.strict_loading = method == "full"
 
     # ------------------------------------------------------------------ config and model
     @staticmethod
-    def _resolve_config(arch: str, overrides: dict[str, Any] | None, checkpoint: str | None) -> ModelConfig:
+    def _resolve_config(arch: str, overrides: dict[str, Any] | None, init_from: ModelDir | None) -> ModelConfig:
         overrides = dict(overrides or {})
-        if checkpoint is not None:
-            base = ModelConfig.from_json(check_model_dir(checkpoint) / CONFIG).to_dict()
+        if init_from is not None:
+            base = init_from.check().config().to_dict()
             return ModelConfig.from_dict({**base, **overrides})
-        if arch.endswith(".json") or Path(arch).is_dir():
-            path = Path(arch) / CONFIG if Path(arch).is_dir() else Path(arch)
-            return ModelConfig.from_dict({**ModelConfig.from_json(path).to_dict(), **overrides})
+        if Path(arch).is_dir():
+            return ModelConfig.from_dict({**ModelDir(arch).config().to_dict(), **overrides})
+        if arch.endswith(".json"):
+            return ModelConfig.from_dict({**ModelConfig.from_json(arch).to_dict(), **overrides})
         return ModelConfig.from_name(arch, **overrides)
 
     def _attach_tokenizer(self) -> None:
@@ -117,11 +127,11 @@ class LLMModule(L.LightningModule):
             if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
                 self.tokenizer = datamodule.tokenizer
                 self.template = getattr(datamodule, "template", None)
-            elif self.hparams.checkpoint is not None:
-                self.tokenizer = Tokenizer.from_file(self.hparams.checkpoint)
+            elif self.init_from is not None:
+                self.tokenizer = self.init_from.tokenizer()
         if self.tokenizer is None or self.model is not None:
             return
-        if self.hparams.checkpoint:
+        if self.init_from is not None:
             # A pretrained table keeps its size; it grows when a template added tokens (see grow_vocabulary).
             return
         wanted = self.hparams.vocab_size or self.tokenizer.vocab_size
@@ -169,9 +179,9 @@ class LLMModule(L.LightningModule):
         else:
             model = self.base_model()
         if hp.activation_checkpointing:
-            from litllm.train.distributed import checkpoint_blocks
+            from litllm.train.distributed import recompute_block_activations
 
-            checkpoint_blocks(model)
+            recompute_block_activations(model)
         if hp.method == "qlora":
             from litllm.model.adapters import quantize_4bit
 
@@ -204,8 +214,8 @@ class LLMModule(L.LightningModule):
     def base_model(self) -> GPT:
         """A full-precision backbone: random init, or the starting checkpoint (grown to the tokenizer)."""
         model = GPT(self.config)
-        if self.hparams.checkpoint is not None:
-            load_weights(model, Path(self.hparams.checkpoint) / "model.safetensors")
+        if self.init_from is not None:
+            self.init_from.load_weights(model)
             if self.tokenizer is not None and self.tokenizer.vocab_size > self.config.vocab_size:
                 grow_vocabulary(model, self.tokenizer.vocab_size)
         return model
@@ -231,26 +241,7 @@ class LLMModule(L.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Weight decay on matrices only: biases, norm gains and embedding tables are not decayed."""
-        decay, no_decay = [], []
-        embeddings = {id(m.weight) for m in self.model.modules() if isinstance(m, torch.nn.Embedding)}
-        for param in self.model.parameters():
-            if not param.requires_grad:
-                continue
-            (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
-        return [
-            {"params": decay, "weight_decay": self.hparams.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
-
-    def _optimizer_kwargs(self) -> dict[str, Any]:
-        impl = self.hparams.optimizer_impl
-        if impl == "auto":
-            on_gpu = self.device.type == "cuda"
-            trainer = self._trainer
-            clipping = trainer is not None and bool(trainer.gradient_clip_val)
-            mixed = trainer is not None and str(trainer.precision).endswith("mixed")
-            impl = "fused" if on_gpu and not (clipping and mixed) else "foreach"
-        return {"fused": impl == "fused", "foreach": impl == "foreach"} if impl != "for-loop" else {"foreach": False}
+        return parameter_groups(self.model, self.hparams.weight_decay)
 
     def schedule_steps(self) -> int:
         if self.hparams.max_steps:
@@ -263,21 +254,17 @@ class LLMModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.optimizer == "adamw8bit":
-            import bitsandbytes as bnb
-
-            optimizer = bnb.optim.AdamW8bit(
-                self.parameter_groups(), lr=hp.learning_rate, betas=tuple(hp.betas), eps=hp.eps
-            )
-        else:
-            optimizer = torch.optim.AdamW(
-                self.parameter_groups(),
-                lr=hp.learning_rate,
-                betas=tuple(hp.betas),
-                eps=hp.eps,
-                **self._optimizer_kwargs(),
-            )
-        schedule = warmup_cosine(self.hparams.warmup_steps, self.schedule_steps(), self.hparams.min_lr_ratio)
+        trainer = self._trainer
+        kernel = adamw_kernel(
+            hp.optimizer_impl,
+            on_gpu=self.device.type == "cuda",
+            clipping=trainer is not None and bool(trainer.gradient_clip_val),
+            mixed_precision=trainer is not None and str(trainer.precision).endswith("mixed"),
+        )
+        optimizer = make_adamw(
+            self.parameter_groups(), hp.learning_rate, hp.betas, hp.eps, hp.optimizer == "adamw8bit", kernel
+        )
+        schedule = warmup_cosine(hp.warmup_steps, self.schedule_steps(), hp.min_lr_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -399,36 +386,3 @@ class LLMModule(L.LightningModule):
 
         present = {type(cb) for cb in self.trainer.callbacks} if self._trainer is not None else set()
         return [cb for cb in default_callbacks() if type(cb) not in present]
-
-
-def grow_vocabulary(model: GPT, size: int) -> None:
-    """Enlarge the embedding table (and an untied head) to ``size`` rows for tokens a template added.
-
-    New rows start at the mean of the existing embeddings, a neutral point the finetuning moves from.
-    """
-    old = model.wte.weight.data
-    new = old.mean(dim=0, keepdim=True).repeat(size - old.size(0), 1)
-    model.wte = torch.nn.Embedding(size, old.size(1), device=old.device, dtype=old.dtype)
-    model.wte.weight.data = torch.cat([old, new])
-    if model.config.tie_embeddings:
-        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
-        model.lm_head.weight = model.wte.weight
-    else:
-        head = model.lm_head.weight.data
-        model.lm_head = torch.nn.Linear(old.size(1), size, bias=False, device=old.device, dtype=old.dtype)
-        model.lm_head.weight.data = torch.cat([head, head.mean(dim=0, keepdim=True).repeat(size - head.size(0), 1)])
-    model.config.vocab_size = size
-
-
-def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
-    """Learning-rate multiplier: linear 0 -> 1 over ``warmup_steps``, cosine 1 -> ``min_ratio`` by ``total_steps``."""
-
-    def multiplier(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if step >= total_steps:
-            return min_ratio
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return multiplier

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -247,38 +247,33 @@ class ModelExport(Callback):
             return
         for cb in trainer.checkpoint_callbacks:
             if getattr(cb, "dirpath", None):
-                Path(cb.dirpath).mkdir(parents=True, exist_ok=True)
-                tokenizer.save(Path(cb.dirpath) / "tokenizer.json")
-                pl_module.config.to_json(Path(cb.dirpath) / "config.json")
+                beside = ModelDir(cb.dirpath)  # so that the checkpoints can be read without the run's data
+                beside.save_tokenizer(tokenizer)
+                beside.save_config(pl_module.config)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        out = Path(self.dirpath or Path(trainer.default_root_dir) / "final")
-        tokenizer = getattr(pl_module, "tokenizer", None)
+        out = ModelDir(self.dirpath or Path(trainer.default_root_dir) / "final")
+        tokenizer, template = getattr(pl_module, "tokenizer", None), getattr(pl_module, "template", None)
         peft_model = getattr(pl_module, "peft_model", None)
         if peft_model is not None:
             if trainer.is_global_zero:
-                self._export_adapter(pl_module, peft_model, out, tokenizer)
+                self._export_adapter(pl_module, peft_model, out, tokenizer, template)
         else:
             state = full_state_dict(pl_module.backbone)  # collective under FSDP: every rank takes part
             if trainer.is_global_zero:
-                save_model_dir(out, pl_module.backbone, tokenizer, state_dict=state)
+                out.save(pl_module.backbone, tokenizer, template, state_dict=state)
         if trainer.is_global_zero:
-            template = getattr(pl_module, "template", None)
-            if template is not None:
-                from litllm.data.templates import save_template
-
-                save_template(template, out)
             pl_module.print(f"Model directory written to {out}")
 
     @staticmethod
-    def _export_adapter(pl_module: L.LightningModule, peft_model, out: Path, tokenizer) -> None:
+    def _export_adapter(pl_module: L.LightningModule, peft_model, out: ModelDir, tokenizer, template) -> None:
         """LoRA/QLoRA: the PEFT adapter directory beside a merged full-precision model directory."""
         from litllm.model.adapters import merge_lora, save_adapter
 
-        adapter_dir = save_adapter(peft_model, out.parent / "adapter")
-        base = pl_module.base_model() if pl_module.hparams.checkpoint else None
+        adapter_dir = save_adapter(peft_model, out.path.parent / "adapter")
+        base = pl_module.base_model() if pl_module.init_from is not None else None
         merged = merge_lora(peft_model, base=base)
-        save_model_dir(out, merged, tokenizer)
+        out.save(merged, tokenizer, template)
         pl_module.print(f"Adapter written to {adapter_dir}")
 
 

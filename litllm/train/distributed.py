@@ -14,7 +14,7 @@ import torch
 from litllm.model.gpt import GPT
 
 
-def checkpoint_blocks(model: GPT) -> None:
+def recompute_block_activations(model: GPT) -> None:
     """Recompute each block's activations in the backward pass instead of storing them."""
     from torch.distributed._composable import checkpoint
 

@@ -74,11 +74,11 @@ class DPOModule(LLMModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if self.hparams.checkpoint is None:
-            raise ConfigError("DPO starts from a finetuned model: set model.checkpoint to its directory")
+        if self.init_from is None:
+            raise ConfigError("DPO starts from a finetuned model: set model.init_from to its directory")
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
         self.reference_model = None
-        # the reference is rebuilt from model.checkpoint, never saved: a checkpoint holds the policy only
+        # the reference is rebuilt from model.init_from, never saved: a checkpoint holds the policy only
         self.strict_loading = False
         self.val_metrics = torch.nn.ModuleDict(
             {k: MeanMetric() for k in ("loss", "reward_chosen", "reward_rejected", "reward_margin", "accuracy")}

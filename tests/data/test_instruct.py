@@ -5,8 +5,9 @@ import torch
 
 from litllm.data import LLMDataModule
 from litllm.data.instruct import IGNORE, RecordFields, Report, build_examples, encode, pack, pad_collate, to_messages
-from litllm.data.templates import get_template, load_template, save_template
 from litllm.errors import DataError
+from litllm.model.model_dir import ModelDir
+from litllm.model.templates import get_template
 
 RECORD = {"instruction": "Name a color.", "input": "", "output": "Blue."}
 
@@ -112,8 +113,8 @@ def test_sft_data_module_splits_records_and_saves_template(tmp_path, small_token
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[1] <= 256
     assert (batch["labels"] != IGNORE).any()
-    save_template(dm.template, tmp_path)
-    assert load_template(tmp_path).name == "alpaca"
+    ModelDir(tmp_path).save_template(dm.template)
+    assert ModelDir(tmp_path).template().name == "alpaca"
 
 
 def test_sft_without_tokenizer_asks_for_one(tmp_path):

@@ -4,16 +4,16 @@ import pytest
 import torch
 
 import litllm.infer.chat as chat
-from litllm.data.templates import Alpaca, save_template
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
+from litllm.model.templates import Alpaca
 
 
 @pytest.fixture
 def model_dir(tmp_path, small_tokenizer):
     torch.manual_seed(0)
-    return save_model_dir(tmp_path / "m", GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
+    return ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
 
 
 @pytest.fixture
@@ -32,13 +32,13 @@ def prompts(monkeypatch):
 
 def run(model_dir, text: str, *extra: str) -> str:
     out = io.StringIO()
-    args = ["--checkpoint", str(model_dir), "--temperature", "0", "--max_new_tokens", "6", *extra]
+    args = ["--model_dir", str(model_dir), "--temperature", "0", "--max_new_tokens", "6", *extra]
     chat.chat_main(args, stdin=io.StringIO(text), stdout=out)
     return out.getvalue()
 
 
 def test_chat_with_a_saved_template_keeps_the_history_and_resets(model_dir, prompts):
-    save_template(Alpaca(), model_dir)
+    ModelDir(model_dir).save_template(Alpaca())
     out = run(model_dir, "Name a colour.\nAnother one?\n/reset\nName a colour.\n/exit\nnever read\n")
     assert "template 'alpaca'" in out and "(conversation reset)" in out
     first, second, after_reset = prompts

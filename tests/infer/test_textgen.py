@@ -64,3 +64,18 @@ def test_read_prompts(tmp_path):
     assert read_prompts(str(path)) == ["ROMEO:", "JULIET:\nO Romeo"]
     with pytest.raises(DataError, match="not found"):
         read_prompts(str(tmp_path / "missing.txt"))
+
+
+def test_model_dir_option_keeps_its_old_name(capsys):
+    import argparse
+
+    from litllm import _moved
+    from litllm.infer.textgen import add_model_dir_arg
+
+    parser = argparse.ArgumentParser()
+    add_model_dir_arg(parser)
+    assert parser.parse_args(["--model_dir", "a"]).model_dir == "a"
+    assert capsys.readouterr().err == ""
+    _moved._warned.discard("--checkpoint")
+    assert parser.parse_args(["--checkpoint", "b"]).model_dir == "b"
+    assert capsys.readouterr().err.strip() == "litllm: --checkpoint is now --model_dir (the old name still works)"

@@ -11,7 +11,7 @@ import torch
 
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def tiny_model_dir(tmp_path_factory, small_tokenizer) -> Path:
     model = GPT(
         ModelConfig.from_name("tiny-llama", block_size=256, n_embd=128, n_head=4, n_kv_head=2, intermediate_size=256)
     )
-    return save_model_dir(tmp_path_factory.mktemp("base") / "model", model, small_tokenizer)
+    return ModelDir(tmp_path_factory.mktemp("base") / "model").save(model, small_tokenizer)
 
 
 def _logged(root: Path, key: str) -> list[tuple[int, float]]:

@@ -21,7 +21,7 @@ def test_convert_both_ways_and_generate_from_the_converted_model(tmp_path, capsy
     small_tokenizer.save(tmp_path / "hf")
 
     main(["convert", "from-hf", str(tmp_path / "hf"), str(tmp_path / "ours")])
-    main(["generate", "--checkpoint", str(tmp_path / "ours"), "--prompt", "ROMEO:", "--temperature", "0"])
+    main(["generate", "--model_dir", str(tmp_path / "ours"), "--prompt", "ROMEO:", "--temperature", "0"])
     main(["convert", "to-hf", str(tmp_path / "ours"), str(tmp_path / "back"), "--dtype", "bfloat16"])
     out = capsys.readouterr().out
     assert "(litllm model directory)" in out and "(Hugging Face directory)" in out
@@ -52,7 +52,7 @@ def test_finetune_starts_from_a_converted_model(tmp_path, small_tokenizer):
     """A Hugging Face Llama (GQA) converted in is a model directory the finetune verbs start from."""
     from pathlib import Path
 
-    from litllm.model.model_dir import load_model_dir
+    from litllm.model.model_dir import ModelDir
 
     repo = Path(__file__).resolve().parents[2]
     torch.manual_seed(0)
@@ -75,7 +75,7 @@ def test_finetune_starts_from_a_converted_model(tmp_path, small_tokenizer):
             "lora",
             "--config",
             str(repo / "recipes" / "sft_lora_tiny.yaml"),
-            "--model.checkpoint",
+            "--model.init_from",
             str(tmp_path / "base"),
             "--model.warmup_steps",
             "1",
@@ -99,8 +99,8 @@ def test_finetune_starts_from_a_converted_model(tmp_path, small_tokenizer):
             str(root),
         ]
     )
-    tuned, _ = load_model_dir(root / "final")
-    base, _ = load_model_dir(tmp_path / "base")
+    tuned, _ = ModelDir(root / "final").load()
+    base, _ = ModelDir(tmp_path / "base").load()
     assert tuned.config.n_kv_head == 2 and tuned.config.mlp == base.config.mlp
     changed = [n for n, p in tuned.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
     # Only the LoRA targets (the blocks' linear layers, adapters merged in) moved; embeddings and norms did not.

@@ -11,7 +11,7 @@ from litllm.cli import main
 from litllm.infer.evaluate import evaluate_tokens, token_stream
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
 
 pytestmark = pytest.mark.integration
 
@@ -19,13 +19,13 @@ pytestmark = pytest.mark.integration
 def test_evaluate_prints_a_table_and_writes_json(tmp_path, capsys, small_tokenizer, shakespeare_path):
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-gpt2")).eval()
-    model_dir = save_model_dir(tmp_path / "m", model, small_tokenizer)
+    model_dir = ModelDir(tmp_path / "m").save(model, small_tokenizer)
     text = shakespeare_path.read_text()[:3000]
     data = tmp_path / "val.txt"
     data.write_text(text)
     out_json = tmp_path / "results.json"
 
-    main(["evaluate", "--checkpoint", str(model_dir), "--data", str(data), "--output", str(out_json)])
+    main(["evaluate", "--model_dir", str(model_dir), "--data", str(data), "--output", str(out_json)])
     printed = capsys.readouterr().out
     results = json.loads(out_json.read_text())
     assert results["bytes"] == len(text.encode("utf-8"))
@@ -35,7 +35,7 @@ def test_evaluate_prints_a_table_and_writes_json(tmp_path, capsys, small_tokeniz
 
 
 def test_evaluate_names_a_missing_data_file(tmp_path, capsys, small_tokenizer):
-    model_dir = save_model_dir(tmp_path / "m", GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer)
+    model_dir = ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer)
     with pytest.raises(SystemExit):
-        main(["evaluate", "--checkpoint", str(model_dir), "--data", str(tmp_path / "nope.txt")])
+        main(["evaluate", "--model_dir", str(model_dir), "--data", str(tmp_path / "nope.txt")])
     assert "data file not found" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import yaml
 
 from litllm.cli import main
 from litllm.infer.generate import generate
-from litllm.model.model_dir import load_model_dir
+from litllm.model.model_dir import ModelDir
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +98,7 @@ def test_fit_lowers_loss_and_writes_a_model_directory(tmp_path):
     assert (root / "loss.png").stat().st_size > 1000
     assert "--- step" in (root / "samples.txt").read_text()
     assert (root / "checkpoints" / "tokenizer.json").is_file()  # the tokenizer sits next to the checkpoints
-    model, tokenizer = load_model_dir(root / "final")
+    model, tokenizer = ModelDir(root / "final").load()
     assert model.config.vocab_size == tokenizer.vocab_size == 512
     out = generate(model, torch.tensor([tokenizer.encode("ROMEO:")]), 5, temperature=0)
     assert out.shape[1] == len(tokenizer.encode("ROMEO:")) + 5
@@ -221,7 +221,7 @@ def test_124m_recipe_runs_shrunk_on_local_data(tmp_path, small_tokenizer, shakes
             str(root),
         ]
     )
-    model, _ = load_model_dir(root / "final")
+    model, _ = ModelDir(root / "final").load()
     assert model.config.n_layer == 1 and model.config.vocab_size == 512
     assert column(read_metrics(root), "val/loss")
 

@@ -13,7 +13,7 @@ from litllm.cli import main
 from litllm.infer.textgen import load_for_inference, stream_text
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +21,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def model_dir(tmp_path, small_tokenizer):
     torch.manual_seed(0)
-    return save_model_dir(tmp_path / "m", GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer)
+    return ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer)
 
 
 def gen(capsys, model_dir, *args: str) -> str:
-    main(["generate", "--checkpoint", str(model_dir), "--max_new_tokens", "20", *args])
+    main(["generate", "--model_dir", str(model_dir), "--max_new_tokens", "20", *args])
     return capsys.readouterr().out
 
 
@@ -61,7 +61,7 @@ def test_generate_stop_string_and_prompts_file(capsys, tmp_path, model_dir):
 def test_generate_names_a_missing_model_file(capsys, model_dir):
     (model_dir / "config.json").unlink()
     with pytest.raises(SystemExit) as exit_info:
-        main(["generate", "--checkpoint", str(model_dir), "--prompt", "x"])
+        main(["generate", "--model_dir", str(model_dir), "--prompt", "x"])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing config.json" in err
@@ -74,7 +74,7 @@ def test_chat_reads_piped_stdin(model_dir):
             "-m",
             "litllm.cli",
             "chat",
-            "--checkpoint",
+            "--model_dir",
             str(model_dir),
             "--temperature",
             "0",
@@ -94,6 +94,6 @@ def test_chat_reads_piped_stdin(model_dir):
 
 def test_generate_warns_in_one_line_when_the_prompt_is_cropped(capsys, model_dir, shakespeare_path):
     long_prompt = shakespeare_path.read_text()[:2000]  # far more than the 64-token context
-    main(["generate", "--checkpoint", str(model_dir), "--prompt", long_prompt, "--max_new_tokens", "5"])
+    main(["generate", "--model_dir", str(model_dir), "--prompt", long_prompt, "--max_new_tokens", "5"])
     err = capsys.readouterr().err
     assert err.startswith("litllm: warning: prompt of") and "keeping the last" in err and err.count("\n") == 1

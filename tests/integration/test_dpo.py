@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from litllm.cli import main
-from litllm.data.templates import get_template, load_template, save_template
-from litllm.model.model_dir import load_model_dir
+from litllm.model.model_dir import ModelDir
+from litllm.model.templates import get_template
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def sft_dir(tiny_model_dir) -> Path:
     """The tiny model directory as an SFT stage leaves it: with the template it was tuned with."""
-    save_template(get_template("alpaca"), tiny_model_dir)
+    ModelDir(tiny_model_dir).save_template(get_template("alpaca"))
     return tiny_model_dir
 
 
@@ -34,7 +34,7 @@ def test_dpo_raises_preference_accuracy_and_margin(sft_dir, tmp_path, method, lo
             "dpo",
             "--config",
             str(REPO / "recipes" / "dpo_lora_tiny.yaml"),
-            "--model.checkpoint",
+            "--model.init_from",
             str(sft_dir),
             "--model.method",
             method,
@@ -67,8 +67,8 @@ def test_dpo_raises_preference_accuracy_and_margin(sft_dir, tmp_path, method, lo
     accuracy, margin = metrics(root, "val/accuracy"), metrics(root, "val/reward_margin")
     assert len(accuracy) == 2 and accuracy[-1] > 0.6 and margin[-1] > 0
     assert metrics(root, "train/reward_chosen") and metrics(root, "val/reward_rejected")
-    model, _ = load_model_dir(root / "final")
-    assert load_template(root / "final").name == "alpaca"
+    model, _ = ModelDir(root / "final").load()
+    assert ModelDir(root / "final").template().name == "alpaca"
     assert (root / "adapter").exists() == (method == "lora")
     ckpt = torch.load(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("reference_model") for k in ckpt["state_dict"])

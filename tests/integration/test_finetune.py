@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from litllm.cli import main
-from litllm.data.templates import load_template
-from litllm.model.model_dir import load_model_dir
+from litllm.model.model_dir import ModelDir
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +25,7 @@ def args(method: str, base: Path, root: Path, steps: int, *extra: str) -> list[s
         method,
         "--config",
         str(REPO / "recipes" / f"sft_{method}_tiny.yaml"),
-        "--model.checkpoint",
+        "--model.init_from",
         str(base),
         "--model.warmup_steps",
         "3",
@@ -71,7 +70,7 @@ def validation_loss_of(model_dir: Path, cache: Path) -> float:
     )
     dm.prepare_data()
     dm.setup("fit")
-    model, _ = load_model_dir(model_dir)
+    model, _ = ModelDir(model_dir).load()
     total = count = 0
     with torch.no_grad():
         for i, batch in enumerate(dm.val_dataloader()):
@@ -103,9 +102,9 @@ def test_adapter_finetuning_lowers_validation_loss_and_exports(method, base_dir,
     assert len(losses) == 2 and losses[-1][1] < before - 0.5
     assert (root / "adapter" / "adapter_config.json").is_file()
     assert (root / "adapter" / "adapter_model.safetensors").is_file()
-    merged, tokenizer = load_model_dir(root / "final")
-    assert load_template(root / "final").name == "alpaca"
-    base, _ = load_model_dir(base_dir)
+    merged, tokenizer = ModelDir(root / "final").load()
+    assert ModelDir(root / "final").template().name == "alpaca"
+    base, _ = ModelDir(base_dir).load()
     assert not torch.equal(merged.blocks[0].attn.qkv.weight, base.blocks[0].attn.qkv.weight)  # adapter merged in
     assert torch.equal(merged.wte.weight, base.wte.weight)  # untargeted weights unchanged
     ckpt = (root / "checkpoints" / "last.ckpt").stat().st_size
@@ -129,8 +128,8 @@ def test_lora_run_resumes_from_its_checkpoint(base_dir, tmp_path, logged):
 def test_full_finetuning_writes_a_complete_model(base_dir, tmp_path):
     root = tmp_path / "run"
     main(args("full", base_dir, root, 6))
-    model, _ = load_model_dir(root / "final")
-    base, _ = load_model_dir(base_dir)
+    model, _ = ModelDir(root / "final").load()
+    base, _ = ModelDir(base_dir).load()
     assert not torch.equal(model.wte.weight, base.wte.weight)
     assert not (root / "adapter").exists()
 
@@ -158,7 +157,7 @@ def test_124m_lora_recipe_runs_shrunk_on_cpu(base_dir, tmp_path):
             "lora",
             "--config",
             str(REPO / "recipes" / "sft_lora_124m.yaml"),
-            "--model.checkpoint",
+            "--model.init_from",
             str(base_dir),
             "--data.block_size",
             "256",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from litllm.cli import main
-from litllm.model.model_dir import load_model_dir
+from litllm.model.model_dir import ModelDir
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def test_prepare_then_fit_the_124m_recipe_shrunk(tmp_path, small_tokenizer, shak
             str(root),
         ]
     )
-    model, tokenizer = load_model_dir(root / "final")
+    model, tokenizer = ModelDir(root / "final").load()
     # The run trained with the tokenizer the shards were made with, taken from the prepared directory.
     assert tokenizer.fingerprint() == manifest["tokenizer"]["fingerprint"]
     assert model.config.vocab_size == manifest["tokenizer"]["vocab_size"]

@@ -9,7 +9,7 @@ from litllm.errors import CheckpointError, ConfigError
 from litllm.interop.convert import config_from_hf, convert_from_hf, convert_to_hf
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import load_model_dir, save_model_dir
+from litllm.model.model_dir import ModelDir
 
 transformers = pytest.importorskip("transformers")
 
@@ -67,7 +67,7 @@ def test_round_trip_matches_transformers_logits(tmp_path, small_tokenizer, kind)
     expected = hf_logits(reference, idx)
 
     convert_from_hf(tmp_path / "hf", tmp_path / "ours")
-    ours, tokenizer = load_model_dir(tmp_path / "ours")
+    ours, tokenizer = ModelDir(tmp_path / "ours").load()
     with torch.no_grad():
         torch.testing.assert_close(ours(idx), expected, rtol=0, atol=1e-4)
     assert ours.config.tie_embeddings == (kind in ("gpt2", "llama-tied"))
@@ -100,7 +100,7 @@ def test_sharded_checkpoint_converts(tmp_path, small_tokenizer):
     assert (tmp_path / "hf" / "model.safetensors.index.json").is_file()
     assert len(list((tmp_path / "hf").glob("model-*.safetensors"))) > 1
     convert_from_hf(tmp_path / "hf", tmp_path / "ours")
-    ours, _ = load_model_dir(tmp_path / "ours")
+    ours, _ = ModelDir(tmp_path / "ours").load()
     idx = torch.randint(0, VOCAB, (1, 16))
     with torch.no_grad():
         torch.testing.assert_close(ours(idx), hf_logits(reference, idx), rtol=0, atol=1e-4)
@@ -110,7 +110,7 @@ def test_our_presets_export_and_load_in_transformers(tmp_path, small_tokenizer):
     """A model trained here (GQA, untied) goes out and computes the same logits in transformers."""
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-mistral")).eval()
-    save_model_dir(tmp_path / "ours", model, small_tokenizer)
+    ModelDir(tmp_path / "ours").save(model, small_tokenizer)
     convert_to_hf(tmp_path / "ours", tmp_path / "hf")
     back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
     idx = torch.randint(0, VOCAB, (2, 48))
@@ -161,7 +161,7 @@ def test_missing_tensor_and_missing_config_are_named(tmp_path, small_tokenizer):
 
 def test_export_of_an_inexpressible_model_names_the_field(tmp_path, small_tokenizer):
     # QK-norm exports as Qwen3, which has rotary positions and no sliding window.
-    save_model_dir(tmp_path / "ours", GPT(ModelConfig.from_name("tiny-mistral", qk_norm=True)), small_tokenizer)
+    ModelDir(tmp_path / "ours").save(GPT(ModelConfig.from_name("tiny-mistral", qk_norm=True)), small_tokenizer)
     with pytest.raises(ConfigError, match="sliding_window=16 cannot be exported as qwen3"):
         convert_to_hf(tmp_path / "ours", tmp_path / "hf")
 
@@ -169,7 +169,7 @@ def test_export_of_an_inexpressible_model_names_the_field(tmp_path, small_tokeni
 def test_a_model_directory_without_tokenizer_exports_the_model_alone(tmp_path):
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-gpt2")).eval()
-    save_model_dir(tmp_path / "ours", model)  # no tokenizer
+    ModelDir(tmp_path / "ours").save(model)  # no tokenizer
     convert_to_hf(tmp_path / "ours", tmp_path / "hf")
     assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == ["config.json", "model.safetensors"]
     back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
@@ -179,7 +179,7 @@ def test_a_model_directory_without_tokenizer_exports_the_model_alone(tmp_path):
 
 
 def test_export_of_a_model_trained_here_tells_generate_where_text_ends(tmp_path, small_tokenizer):
-    save_model_dir(tmp_path / "ours", GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
+    ModelDir(tmp_path / "ours").save(GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
     convert_to_hf(tmp_path / "ours", tmp_path / "hf")
     generation = transformers.GenerationConfig.from_pretrained(tmp_path / "hf")
     assert generation.eos_token_id == generation.pad_token_id == small_tokenizer.eot_id

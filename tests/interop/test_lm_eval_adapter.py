@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
 
 pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance  # noqa: E402
@@ -32,7 +32,7 @@ QUESTIONS = [
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, small_tokenizer):
     torch.manual_seed(0)
-    return save_model_dir(tmp_path_factory.mktemp("m"), GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
+    return ModelDir(tmp_path_factory.mktemp("m")).save(GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
 
 
 def request(kind: str, *args) -> Instance:

@@ -138,11 +138,11 @@ def test_sft_gradients_do_not_depend_on_how_the_batch_is_split(tmp_path, small_t
     """Padded instruction batches: the step's loss is the mean over all its response tokens, however split."""
     from litllm.model.config import ModelConfig
     from litllm.model.gpt import GPT
-    from litllm.model.model_dir import save_model_dir
+    from litllm.model.model_dir import ModelDir
     from litllm.train import SFTModule
 
     torch.manual_seed(0)
-    base = save_model_dir(tmp_path / "base", GPT(ModelConfig.from_name("tiny-gpt2", block_size=256)), small_tokenizer)
+    base = ModelDir(tmp_path / "base").save(GPT(ModelConfig.from_name("tiny-gpt2", block_size=256)), small_tokenizer)
 
     def grads(bs: int, acc: int) -> dict:
         dm = LLMDataModule(
@@ -156,7 +156,7 @@ def test_sft_gradients_do_not_depend_on_how_the_batch_is_split(tmp_path, small_t
         )
         probe = GradsAtFirstStep()
         tiny_trainer(tmp_path, max_steps=1, accumulate_grad_batches=acc, callbacks=[probe], limit_val_batches=0).fit(
-            SFTModule(checkpoint=str(base), warmup_steps=1, max_steps=2), dm
+            SFTModule(init_from=str(base), warmup_steps=1, max_steps=2), dm
         )
         return probe.grads
 
@@ -201,3 +201,20 @@ def test_speed_monitor_logs_tokens_mfu_and_memory(tmp_path):
     assert tokens_per_sec > 0 and float(metrics["speed/peak_memory_gb"]) > 0.05
     expected_mfu = module.config.flops_per_token(32) * tokens_per_sec / 1e12
     assert float(metrics["speed/mfu"]) == pytest.approx(expected_mfu, rel=1e-3)
+
+
+def test_old_option_name_checkpoint_still_starts_from_the_directory(tmp_path, small_tokenizer, capsys):
+    from litllm import _moved
+    from litllm.model.config import ModelConfig
+    from litllm.model.gpt import GPT
+    from litllm.model.model_dir import ModelDir
+    from litllm.train import SFTModule
+
+    base = ModelDir(tmp_path / "base").save(GPT(ModelConfig.from_name("tiny-llama", n_layer=1)), small_tokenizer)
+    _moved._warned.discard("model.checkpoint")
+    module = SFTModule(checkpoint=str(base))
+    assert module.init_from.path == base.path
+    assert module.config.n_layer == 1  # the directory's config, not the default preset's
+    assert (
+        capsys.readouterr().err.strip() == "litllm: model.checkpoint is now model.init_from (the old name still works)"
+    )

@@ -2,7 +2,7 @@ import torch
 
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.train.distributed import checkpoint_blocks
+from litllm.train.distributed import recompute_block_activations
 
 
 def test_activation_checkpointing_gives_the_same_gradients_and_names():
@@ -10,7 +10,7 @@ def test_activation_checkpointing_gives_the_same_gradients_and_names():
     plain = GPT(ModelConfig.from_name("tiny-llama"))
     checkpointed = GPT(ModelConfig.from_name("tiny-llama"))
     checkpointed.load_state_dict(plain.state_dict())
-    checkpoint_blocks(checkpointed)
+    recompute_block_activations(checkpointed)
     assert [n for n, _ in checkpointed.named_parameters()] == [n for n, _ in plain.named_parameters()]
     idx = torch.randint(0, 512, (2, 32))
     for model in (plain, checkpointed):

@@ -8,7 +8,7 @@ from litllm.data.preference import PreferenceFields, pair_messages
 from litllm.errors import ConfigError
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.model.model_dir import save_model_dir
+from litllm.model.model_dir import ModelDir
 from litllm.train import DPOModule
 from litllm.train.dpo import preference_loss, sequence_logprobs
 
@@ -17,7 +17,7 @@ from litllm.train.dpo import preference_loss, sequence_logprobs
 def model_dir(tmp_path_factory, small_tokenizer):
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256))
-    return save_model_dir(tmp_path_factory.mktemp("m") / "model", model, small_tokenizer)
+    return ModelDir(tmp_path_factory.mktemp("m") / "model").save(model, small_tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_loss_matches_a_hand_computation():
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_loss_is_ln2_when_policy_equals_reference(model_dir, batch, method):
-    module = DPOModule(checkpoint=str(model_dir), method=method, beta=0.1)
+    module = DPOModule(init_from=str(model_dir), method=method, beta=0.1)
     module.configure_model()
     with torch.no_grad():
         out = module.dpo_step(batch)
@@ -67,9 +67,9 @@ def test_loss_is_ln2_when_policy_equals_reference(model_dir, batch, method):
 
 
 def test_lora_dpo_keeps_one_copy_of_the_base(model_dir):
-    full = DPOModule(checkpoint=str(model_dir), method="full")
+    full = DPOModule(init_from=str(model_dir), method="full")
     full.configure_model()
-    lora = DPOModule(checkpoint=str(model_dir), method="lora")
+    lora = DPOModule(init_from=str(model_dir), method="lora")
     lora.configure_model()
     base = sum(p.numel() for p in GPT(ModelConfig.from_name("tiny-gpt2", block_size=256)).parameters())
     assert lora.reference_model is None
@@ -78,7 +78,7 @@ def test_lora_dpo_keeps_one_copy_of_the_base(model_dir):
 
 
 def test_reference_is_not_in_checkpoints(model_dir):
-    module = DPOModule(checkpoint=str(model_dir), method="full")
+    module = DPOModule(init_from=str(model_dir), method="full")
     module.configure_model()
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
@@ -86,7 +86,7 @@ def test_reference_is_not_in_checkpoints(model_dir):
 
 
 def test_dpo_needs_a_starting_model():
-    with pytest.raises(ConfigError, match="model.checkpoint"):
+    with pytest.raises(ConfigError, match="model.init_from"):
         DPOModule(arch="tiny-gpt2")
 
 

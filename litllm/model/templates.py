@@ -4,20 +4,17 @@ A conversation is a list of messages ``{"role": "system"|"user"|"assistant", "co
 (an Alpaca record becomes one user message with an optional ``input`` and one assistant message).
 ``Template.segments`` renders it as ``(text, is_response)`` pieces: finetuning puts the loss only on
 the response pieces; ``Template.prompt`` renders everything up to where the model should answer.
-The template a model was finetuned with is saved beside it as ``template.json``.
+The template a model was finetuned with is saved in its model directory (``ModelDir.save_template``).
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 
 from litllm.errors import ConfigError
 from litllm.model.tokenizer import EOT
 
-TEMPLATE_FILE = "template.json"
 Message = dict[str, str]
 
 
@@ -103,15 +100,3 @@ def get_template(name: str) -> Template:
     if name not in TEMPLATES:
         raise ConfigError(f"unknown prompt template {name!r}; choose one of {sorted(TEMPLATES)}")
     return TEMPLATES[name]
-
-
-def save_template(template: Template, directory: str | Path) -> None:
-    (Path(directory) / TEMPLATE_FILE).write_text(json.dumps({"name": template.name}) + "\n")
-
-
-def load_template(directory: str | Path) -> Template | None:
-    """The template saved in a model directory, or None for a model that was never finetuned."""
-    path = Path(directory) / TEMPLATE_FILE
-    if not path.is_file():
-        return None
-    return get_template(json.loads(path.read_text())["name"])

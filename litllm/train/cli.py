@@ -1,0 +1,97 @@
+"""The training verbs: ``litllm fit|validate|test`` (LightningCLI) and ``litllm finetune full|lora|qlora|dpo``.
+
+``sys.argv`` is never rewritten: Lightning's DDP launcher re-executes the same command line in
+every child process, so each verb parses the arguments it was given.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _cli_class():
+    from lightning.pytorch.cli import LightningCLI
+
+    class LitLLMCLI(LightningCLI):
+        subcommand_mode = True
+
+        """LightningCLI that keeps every output of a run under ``trainer.default_root_dir``.
+
+        Unless the recipe says otherwise: CSV logs go to ``<root>/logs`` and ``ModelCheckpoint``
+        callbacks without a ``dirpath`` write to ``<root>/checkpoints``, so ``--ckpt_path last``
+        finds the previous run's checkpoint and one flag moves a whole run.
+        """
+
+        def add_arguments_to_parser(self, parser) -> None:
+            if not self.subcommand_mode:  # `litllm finetune`: no subcommand parser supplies --ckpt_path
+                parser.add_argument(
+                    "--ckpt_path", type=str | None, default=None, help="checkpoint to resume from: a path, or 'last'"
+                )
+
+        def before_instantiate_classes(self) -> None:
+            cfg = self.config[self.subcommand] if self.subcommand else self.config
+            # Finetuning data must be tokenized with the starting model's tokenizer.
+            model_args, data_args = cfg.model.get("init_args", {}), cfg.data.get("init_args", {})
+            init_from = model_args.get("init_from") or model_args.get("checkpoint")
+            if data_args.get("mode", "text") != "text" and data_args.get("tokenizer") is None and init_from:
+                data_args["tokenizer"] = init_from  # the data module reads the directory's tokenizer and template
+            trainer = cfg.trainer
+            root = trainer.default_root_dir or "out"
+            trainer.default_root_dir = root
+            if trainer.logger is None or trainer.logger is True:
+                trainer.logger = {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": root, "name": "logs"},
+                }
+            for callback in trainer.callbacks or []:
+                class_path = getattr(callback, "class_path", "")
+                if class_path.endswith("ModelCheckpoint") and callback.init_args.get("dirpath") is None:
+                    callback.init_args["dirpath"] = os.path.join(root, "checkpoints")
+
+    return LitLLMCLI
+
+
+FINETUNE_METHODS = ("full", "lora", "qlora", "dpo")
+
+
+def finetune_main(args: list[str]) -> None:
+    """``litllm finetune full|lora|qlora|dpo --config X.yaml [--key value ...]``: a LightningCLI run of the
+    recipe, then ``trainer.fit``. full/lora/qlora set ``model.method``; dpo runs the recipe's DPOModule with
+    its own method (full or LoRA)."""
+    if not args or args[0] not in FINETUNE_METHODS:
+        print(
+            f"usage: litllm finetune {{{'|'.join(FINETUNE_METHODS)}}} --config RECIPE.yaml [--key value ...]",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    method, rest = args[0], list(args[1:])
+    if method != "dpo":
+        rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
+    cli = run_lightning(rest, run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+
+
+def run_lightning(args: list[str] | None = None, run: bool = True):
+    """Run a LightningCLI subcommand with litllm's defaults; ``args`` None reads ``sys.argv``."""
+    from litllm.data import LLMDataModule
+    from litllm.train import LLMModule
+
+    cls = _cli_class()
+    cls.subcommand_mode = run
+    return cls(
+        LLMModule,
+        LLMDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=1337,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"default_env": False},
+        args=args,
+        run=run,
+    )
+
+
+def lightning_main(argv: list[str] | None = None) -> None:
+    """``litllm fit|validate|test ...``: ``argv`` is the whole command after ``litllm`` (None: ``sys.argv``)."""
+    run_lightning(argv)
