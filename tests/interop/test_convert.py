@@ -183,3 +183,49 @@ def test_export_of_a_model_trained_here_tells_generate_where_text_ends(tmp_path,
     convert_to_hf(tmp_path / "ours", tmp_path / "hf")
     generation = transformers.GenerationConfig.from_pretrained(tmp_path / "hf")
     assert generation.eos_token_id == generation.pad_token_id == small_tokenizer.eot_id
+
+
+# One litllm config per registered family, exported as that family; a new family adds its case here.
+FAMILY_CONFIGS = {
+    "gpt2": ModelConfig.from_name("tiny-gpt2"),
+    "llama": ModelConfig.from_name("tiny-llama"),
+    "mistral": ModelConfig.from_name("tiny-mistral"),
+    "qwen2": ModelConfig.from_name("tiny-llama", attn_bias=True),
+    "qwen3": ModelConfig.from_name("tiny-llama", qk_norm=True),
+}
+
+
+def test_every_registered_family_has_a_round_trip_case():
+    from litllm.interop.convert import FAMILIES
+
+    assert sorted(FAMILIES) == sorted(FAMILY_CONFIGS)
+
+
+@pytest.mark.parametrize("model_type", sorted(FAMILY_CONFIGS))
+def test_each_family_round_trips_config_and_weights(model_type):
+    from litllm.interop.convert import config_to_hf, hf_model_type, state_from_hf, state_to_hf
+
+    config = FAMILY_CONFIGS[model_type]
+    assert hf_model_type(config) == model_type
+    back = config_from_hf(config_to_hf(config))
+    assert {**back.to_dict(), "name": config.name} == config.to_dict()
+
+    torch.manual_seed(0)
+    state = GPT(config).state_dict()
+    if config.tie_embeddings:
+        state.pop("lm_head.weight")
+    hf_state = state_to_hf(state, config, model_type)
+    restored = state_from_hf(hf_state, config, model_type, "test")
+    assert restored.keys() == state.keys()
+    for name, tensor in state.items():
+        torch.testing.assert_close(restored[name], tensor, rtol=0, atol=0)
+
+
+def test_an_unknown_model_type_names_the_supported_ones():
+    from litllm.interop.convert import get_family, state_from_hf
+
+    supported = "convertible: gpt2, llama, mistral, qwen2, qwen3"
+    with pytest.raises(ConfigError, match=f"config.json: model_type 'falcon' is not supported; {supported}"):
+        get_family("falcon")
+    with pytest.raises(ConfigError, match=f"w: model_type 'falcon' is not supported; {supported}"):
+        state_from_hf({}, FAMILY_CONFIGS["llama"], "falcon", "w")
