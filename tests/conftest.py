@@ -17,7 +17,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shakespeare_path() -> Path:
-    from litllm.data.sources import BUILTIN_CORPORA
+    from litllm.corpus.readers import BUILTIN_CORPORA
 
     return BUILTIN_CORPORA["shakespeare"]
 

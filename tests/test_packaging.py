@@ -1,9 +1,9 @@
 """What the README tells a user to install is what pyproject.toml declares."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]

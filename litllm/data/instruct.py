@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from litllm.data import sources
+from litllm.corpus import readers
 from litllm.errors import DataError
 from litllm.model.templates import Message, Template
 from litllm.model.tokenizer import Tokenizer
@@ -67,13 +67,13 @@ class Report:
 
 def read_records(source: str, dataset_config: str | None = None, split: str = "train") -> Iterator[tuple[str, dict]]:
     """Yield ``(where, record)``: ``where`` is ``file:line`` for local files, ``name[index]`` for datasets."""
-    files = sources.resolve_files(source)
+    files = readers.resolve_files(source)
     if files is not None:
         for path in files:
-            for line, record in sources.read_json_records(path):
+            for line, record in readers.read_json_records(path):
                 yield f"{path}:{line}", record
         return
-    dataset = sources.load_hub_dataset(source, dataset_config, split, streaming=False)
+    dataset = readers.load_hub_dataset(source, dataset_config, split, streaming=False)
     for i, row in enumerate(dataset):
         yield f"{source}[{i}]", dict(row)
 

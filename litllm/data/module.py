@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
+from litllm.corpus.readers import documents
 from litllm.data import sources
 from litllm.data.instruct import Report, SFTDataset, build_examples, pack, pad_collate, read_records
 from litllm.data.preference import PreferenceDataset, PreferenceFields, build_pairs, preference_collate
@@ -169,16 +170,7 @@ class LLMDataModule(L.LightningDataModule):
         return self._fingerprints[source]
 
     def _documents(self, source: str):
-        files = sources.resolve_files(source)
-        if files is not None:
-            for path in files:
-                yield from sources.read_documents(path, self.text_field)
-            return
-        dataset = sources.load_hub_dataset(source, self.dataset_config, self.dataset_split, streaming=False)
-        if self.text_field not in dataset.column_names:
-            raise sources.DataError(f"dataset {source!r} has no column {self.text_field!r} ({dataset.column_names})")
-        for row in dataset:
-            yield row[self.text_field]
+        return documents(source, self.text_field, self.dataset_config, self.dataset_split)
 
     def _stream(self, source: str):
         return sources.load_hub_dataset(source, self.dataset_config, self.dataset_split, streaming=True)

@@ -1,8 +1,8 @@
 """Pretraining text: documents -> token ids (end-of-text between documents) -> memory-mapped cache -> blocks.
 
-The cache is one flat array of token ids on disk (``tokens.bin``) with a ``meta.json`` beside it.
-Its directory name hashes the data and the tokenizer, so a second run with the same inputs
-reuses it and a changed file or tokenizer re-tokenizes.
+The cache is one flat array of token ids on disk (``tokens.bin``, dtype by ``litllm.corpus.format``'s
+rule) with a ``meta.json`` beside it. Its directory name hashes the data and the tokenizer, so a
+second run with the same inputs reuses it and a changed file or tokenizer re-tokenizes.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
+from litllm.corpus.format import token_dtype
+from litllm.data.shards import ShardedTokenBlocks, Span, next_token_sample
 from litllm.model.tokenizer import Tokenizer
 
 CHUNK_CHARS = 1 << 16
@@ -26,10 +28,6 @@ CHUNK_CHARS = 1 << 16
 # Cut only before a line that starts with a non-space character: byte-level BPE pre-tokenization
 # never joins across such a point, so chunked encoding gives exactly the tokens of whole-text encoding.
 _SAFE_CUT = re.compile(r"\n(?=\S)")
-
-
-def token_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
 
 def split_for_encoding(text: str, chunk_chars: int = CHUNK_CHARS) -> list[str]:
@@ -114,36 +112,35 @@ def load_token_cache(cache_dir: Path) -> tuple[np.memmap, dict]:
     return tokens, meta
 
 
-class TokenBlocks(Dataset):
-    """Fixed-length training samples cut from a flat token array.
+class TokenBlocks(ShardedTokenBlocks):
+    """Fixed-length training samples cut from the tokens ``[start, stop)`` of one flat token file.
 
-    Sample ``i`` is ``tokens[i*T : i*T + T + 1]`` split into input and next-token target, so
-    consecutive samples do not overlap and every token is predicted exactly once per epoch.
+    The one-file case of ``ShardedTokenBlocks``: sample ``i`` is ``tokens[start + i*T : start + i*T + T + 1]``
+    split into input and next-token target.
     """
 
     def __init__(self, path: Path, dtype: str, start: int, stop: int, block_size: int) -> None:
-        self.path, self.dtype = path, dtype
-        self.start, self.stop, self.block_size = start, stop, block_size
-        self._tokens: np.memmap | None = None  # opened lazily, so the dataset pickles cheaply to workers
+        super().__init__([Span(Path(path), dtype, start, stop)], block_size)
 
-    def __len__(self) -> int:
-        return max(0, (self.stop - self.start - 1) // self.block_size)
+    @property
+    def start(self) -> int:
+        """First token of the file's range (a ``TokenBlocks`` holds all the blocks of its one span)."""
+        return self.spans[0].start
+
+    @property
+    def stop(self) -> int:
+        """End of the file's token range."""
+        return self.spans[0].stop
+
+    @property
+    def path(self) -> Path:
+        """The token file."""
+        return self.spans[0].path
 
     @property
     def tokens(self) -> np.memmap:
-        if self._tokens is None:
-            self._tokens = np.memmap(self.path, dtype=np.dtype(self.dtype), mode="r")
-        return self._tokens
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        lo = self.start + i * self.block_size
-        chunk = torch.from_numpy(self.tokens[lo : lo + self.block_size + 1].astype(np.int64))
-        return {"input_ids": chunk[:-1], "labels": chunk[1:]}
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tokens": None}
+        """The whole token file, memory-mapped."""
+        return self.shard(0)
 
 
 class StreamingTokenBlocks(IterableDataset):
@@ -177,7 +174,7 @@ class StreamingTokenBlocks(IterableDataset):
             while len(buffer) >= need:
                 chunk = torch.tensor(buffer[:need], dtype=torch.long)
                 del buffer[: self.block_size]  # the last target is the next block's first input
-                yield {"input_ids": chunk[:-1], "labels": chunk[1:]}
+                yield next_token_sample(chunk)
 
 
 def unigram_loss(train_tokens: np.ndarray, val_tokens: np.ndarray, vocab_size: int) -> float:

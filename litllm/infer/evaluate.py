@@ -1,6 +1,6 @@
 """``litllm evaluate --model_dir DIR --data FILE``: loss, perplexity and bits per byte of a model on some text.
 
-The documents are read with ``litllm.data.sources`` (the same files, globs, JSONL fields and
+The documents are read with ``litllm.corpus.readers`` (the same files, globs, JSONL fields and
 ``datasets`` datasets as training), tokenized as in pretraining (each document followed by
 end-of-text) and scored in non-overlapping windows of the model's context. The stream starts with
 an end-of-text token, so every token of the text is predicted exactly once; bits per byte divide
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from litllm.data import sources
+from litllm.corpus.readers import documents
 from litllm.data.text import split_for_encoding
 from litllm.errors import DataError
 from litllm.model.gpt import GPT
@@ -28,18 +28,8 @@ from litllm.model.tokenizer import Tokenizer
 def read_texts(
     source: str, text_field: str = "text", dataset_config: str | None = None, split: str = "test"
 ) -> Iterator[str]:
-    """Documents of ``source``: a file, directory, glob, built-in corpus, or a ``datasets`` dataset."""
-    files = sources.resolve_files(source)
-    if files is not None:
-        for path in files:
-            yield from sources.read_documents(path, text_field)
-        return
-    dataset = sources.load_hub_dataset(source, dataset_config, split, streaming=False)
-    for i, record in enumerate(dataset):
-        if text_field not in record:
-            raise DataError(f"{source}: row {i} has no field {text_field!r} (fields: {sorted(record)})")
-        if record[text_field]:
-            yield record[text_field]
+    """Documents of ``source``: a file, directory, glob, built-in corpus, or a ``datasets`` dataset (its ``split``)."""
+    return documents(source, text_field, dataset_config, split)
 
 
 def token_stream(

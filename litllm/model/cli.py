@@ -24,22 +24,20 @@ def tokenizer_main(args: list[str]) -> None:
     train.add_argument("--out", required=True, help="directory (or .json path) to write tokenizer.json to")
     opts = parser.parse_args(args)
 
-    from litllm.data import sources
+    from litllm.corpus.readers import documents, resolve_files
+    from litllm.errors import DataError
     from litllm.model.tokenizer import train_bpe
 
     files = []
     for src in opts.files:
-        resolved = sources.resolve_files(src)
+        resolved = resolve_files(src)
         if resolved is None:
-            raise sources.DataError(f"no such file, directory or corpus: {src}")
+            raise DataError(f"no such file, directory or corpus: {src}")
         files.extend(resolved)
-
-    def texts():
-        for path in files:
-            yield from sources.read_documents(path, opts.text_field)
+    texts = (doc for src in opts.files for doc in documents(src, opts.text_field))
 
     tok = train_bpe(
-        texts=texts(), vocab_size=opts.vocab_size, special_tokens=opts.special_tokens, min_frequency=opts.min_frequency
+        texts=texts, vocab_size=opts.vocab_size, special_tokens=opts.special_tokens, min_frequency=opts.min_frequency
     )
     path = tok.save(opts.out)
     print(f"Trained a {tok.vocab_size}-token byte-level BPE on {len(files)} file(s); saved {path}")

@@ -3,15 +3,13 @@
 The inputs are cut into *units* of work (a file, a byte range of a large JSONL file, or a shard of a
 dataset) that worker processes handle independently; a unit is also what an interrupted run does not
 redo. Readers here are lenient: a bad record is reported with its file and line and skipped, so one
-broken line does not stop a run over a terabyte.
+broken line does not stop a run over a terabyte. Finding the files, the suffix tables and
+decompression are ``litllm.corpus.readers``', shared with training.
 """
 
 from __future__ import annotations
 
-import glob
-import gzip
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -19,14 +17,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from litllm.data import sources
+from litllm.corpus.readers import (
+    COMPRESSED_SUFFIXES,
+    JSON_SUFFIXES,
+    PARQUET_SUFFIXES,
+    data_suffix,
+    find_files,
+    is_saved_dataset,
+    load_hub_dataset,
+    open_binary,
+    parquet_column,
+)
 from litllm.errors import DataError
-
-COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
-TEXT_SUFFIXES = (".txt", ".md", ".text")
-JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
-PARQUET_SUFFIXES = (".parquet",)
-SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,6 @@ class Record:
     """The record had undecodable bytes (replaced, or the record was skipped, by policy)."""
 
 
-def data_suffix(path: Path) -> str:
-    """The format suffix of ``path`` looking through a compression suffix (``a.jsonl.zst`` -> ``.jsonl``)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
-
-
 def expand_inputs(inputs: str | list[str]) -> list[Path] | None:
     """The files behind the input patterns, sorted and de-duplicated; None if the input is a dataset name.
 
@@ -82,28 +76,16 @@ def expand_inputs(inputs: str | list[str]) -> list[Path] | None:
         raise DataError("prepare: no input given")
     files: list[Path] = []
     for pattern in patterns:
-        if pattern in sources.BUILTIN_CORPORA:
-            files.append(sources.BUILTIN_CORPORA[pattern])
+        found = find_files(pattern, noun="input")
+        if found is not None:
+            files.extend(found)
             continue
         path = Path(pattern).expanduser()
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir() and sources.is_saved_dataset(path):
+        if path.is_dir() and is_saved_dataset(path):
             return None
-        elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and data_suffix(p) in SUFFIXES)
-            if not found:
-                raise DataError(f"{path}: directory holds no input files ({', '.join(SUFFIXES)})")
-            files.extend(found)
-        elif any(ch in pattern for ch in "*?["):
-            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-            if not found:
-                raise DataError(f"no input files match {pattern!r}")
-            files.extend(found)
-        elif len(patterns) == 1 and not path.suffix and pattern.count("/") <= 1 and not path.parent.is_dir():
+        if len(patterns) == 1 and not path.suffix and pattern.count("/") <= 1 and not path.parent.is_dir():
             return None  # a hub dataset name such as HuggingFaceFW/fineweb-edu
-        else:
-            raise DataError(f"input not found: {pattern}")
+        raise DataError(f"input not found: {pattern}")
     return sorted(set(files))
 
 
@@ -114,7 +96,7 @@ def plan_units(files: list[Path], unit_bytes: int) -> list[Unit]:
     for path in files:
         stat = path.stat()
         compressed = path.suffix.lower() in COMPRESSED_SUFFIXES
-        if data_suffix(path) in JSONL_SUFFIXES and not compressed and stat.st_size > unit_bytes:
+        if data_suffix(path) in JSON_SUFFIXES and not compressed and stat.st_size > unit_bytes:
             for start, stop, line in _line_ranges(path, unit_bytes):
                 units.append(Unit("file", str(path), start, stop, line, stop - start, stat.st_mtime))
         else:
@@ -146,17 +128,6 @@ def dataset_units(name: str, shards: int) -> list[Unit]:
     return [Unit("dataset", name, i, shards) for i in range(shards)]
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    suffix = path.suffix.lower()
-    if suffix == ".gz":
-        return gzip.open(path, "rb")
-    if suffix in (".zst", ".zstd"):
-        import zstandard
-
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
-    return open(path, "rb")
-
-
 def _decode(raw: bytes, policy: str) -> tuple[str | None, bool]:
     """(text, had_errors): undecodable bytes become U+FFFD (policy ``replace``) or the text is dropped (``skip``)."""
     try:
@@ -176,12 +147,12 @@ def read_unit(
         return
     path = Path(unit.source)
     suffix = data_suffix(path)
-    if suffix in JSONL_SUFFIXES:
+    if suffix in JSON_SUFFIXES:
         yield from _read_jsonl(path, unit, text_field, on_decode_error)
     elif suffix in PARQUET_SUFFIXES:
         yield from _read_parquet(path, text_field)
     else:  # a text file is one document
-        with _open_binary(path) as f:
+        with open_binary(path) as f:
             text, bad = _decode(f.read(), on_decode_error)
         if text is None:
             yield Record(str(path), None, "undecodable bytes (skipped by policy)", decode_error=True)
@@ -190,7 +161,7 @@ def read_unit(
 
 
 def _read_jsonl(path: Path, unit: Unit, text_field: str, on_decode_error: str) -> Iterator[Record]:
-    with _open_binary(path) as f:
+    with open_binary(path) as f:
         if unit.start:
             f.seek(unit.start)
         position, lineno = unit.start, unit.first_line
@@ -230,25 +201,17 @@ def _read_jsonl(path: Path, unit: Unit, text_field: str, on_decode_error: str) -
 
 
 def _read_parquet(path: Path, text_field: str) -> Iterator[Record]:
-    import pyarrow.parquet as pq
-
-    table = pq.ParquetFile(path)
-    if text_field not in table.schema_arrow.names:
-        raise DataError(f"{path}: parquet file has no column {text_field!r} (columns: {table.schema_arrow.names})")
-    row = 0
-    for batch in table.iter_batches(columns=[text_field]):
-        for value in batch.column(0).to_pylist():
-            row += 1
-            if isinstance(value, str):
-                yield Record(f"{path}:row {row}", value)
-            else:
-                yield Record(f"{path}:row {row}", None, f"{text_field!r} is {type(value).__name__}, not a string")
+    for row, value in enumerate(parquet_column(path, text_field), start=1):
+        if isinstance(value, str):
+            yield Record(f"{path}:row {row}", value)
+        else:
+            yield Record(f"{path}:row {row}", None, f"{text_field!r} is {type(value).__name__}, not a string")
 
 
 def _read_dataset(unit: Unit, text_field: str, config: str | None, split: str) -> Iterator[Record]:
     from datasets.distributed import split_dataset_by_node
 
-    stream = sources.load_hub_dataset(unit.source, config, split, streaming=True)
+    stream = load_hub_dataset(unit.source, config, split, streaming=True)
     stream = split_dataset_by_node(stream, rank=unit.start, world_size=unit.stop)
     for row, record in enumerate(stream, start=1):
         value = record.get(text_field)

@@ -14,198 +14,36 @@ The flow, and where each step runs:
    starts. Finished shards are recorded and not rewritten on resume.
 4. **Manifest and report**: ``manifest.json`` (written last: it marks a complete directory) with
    the inputs, settings, tokenizer hash and counts; ``report.json``/``report.md`` and histograms.
+
+This module is the orchestration: planning units, resume checks, the process pool and the
+deduplication glue. Step 1 runs in ``worker``, step 3 and the manifest in ``writer``, the settings
+are ``settings.PrepareSettings``, the optional scorer comes from ``quality.quality_model_path``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from litllm.corpus.format import MANIFEST, token_dtype, write_json
+from litllm.corpus.readers import load_hub_dataset
 from litllm.errors import DataError
-from litllm.prepare.dedup import DedupConfig, MinHasher, exact_duplicates, exact_hash, near_duplicates
-from litllm.prepare.filters import DocStats, FilterConfig, first_failing_filter, normalize
-from litllm.prepare.inputs import Unit, dataset_units, expand_inputs, input_listing, plan_units, read_unit
-from litllm.prepare.quality import QualityConfig, QualityModel
+from litllm.prepare.dedup import DedupConfig, exact_duplicates, near_duplicates
+from litllm.prepare.filters import FilterConfig
+from litllm.prepare.inputs import Unit, dataset_units, expand_inputs, input_listing, plan_units
+from litllm.prepare.quality import QualityConfig, quality_model_path
 from litllm.prepare.report import document_outcomes, summarize, write_report
-
-FORMAT, VERSION = "litllm-prepared", 1
-MAX_EXAMPLES = 20
-"""Bad records listed by location per unit (all are counted)."""
-
-
-@dataclass
-class PrepareSettings:
-    """Everything that decides the output; a resumed run must have the same."""
-
-    text_field: str = "text"
-    dataset_config: str | None = None
-    dataset_split: str = "train"
-    clean: bool = True
-    on_decode_error: Literal["replace", "skip"] = "replace"
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
-    shard_tokens: int = 1 << 26
-    tokenizer_fingerprint: str = ""
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def drop_reasons(self) -> list[str]:
-        """Every reason a document can be dropped, in pipeline order (index + 1 is its code in the parts)."""
-        reasons = ["empty", *(self.filters.filter_names() if self.clean else [])]
-        if self.clean and self.filters.min_chars_per_token is not None:
-            reasons.append("min_chars_per_token")
-        if self.quality.enabled:
-            reasons.append("quality")
-        return reasons
-
-
-# ---------------------------------------------------------------------------- stage 1: units (workers)
-
-_WORKER: dict = {}
-
-
-def _init_worker(settings: PrepareSettings, tokenizer_json: str, quality_path: str | None, parts: str) -> None:
-    """Per process: build the tokenizer, hasher and scorer once, not per unit."""
-    from tokenizers import Tokenizer as HFTokenizer
-
-    from litllm.model.tokenizer import Tokenizer
-
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # parallelism comes from processes; threads would oversubscribe
-    _WORKER.update(
-        settings=settings,
-        tokenizer=Tokenizer(HFTokenizer.from_str(tokenizer_json)),
-        hasher=MinHasher(settings.dedup.num_perm, settings.dedup.ngram, settings.dedup.seed)
-        if settings.dedup.near
-        else None,
-        quality=QualityModel.load(quality_path) if quality_path else None,
-        parts=Path(parts),
-        stop_words=settings.filters.stop_word_set,
-        reasons={name: i + 1 for i, name in enumerate(settings.drop_reasons())},
-    )
-
-
-def process_unit(unit: Unit) -> dict:
-    """Read, clean, tokenize and hash one unit; write its part files; return its counts."""
-    w = _WORKER
-    settings: PrepareSettings = w["settings"]
-    tokenizer = w["tokenizer"]
-    dtype = np.dtype(np.uint16) if tokenizer.vocab_size <= 1 << 16 else np.dtype(np.uint32)
-    eot = tokenizer.eot_id
-    seconds = Counter()
-    counts = Counter()
-    bad_examples: list[str] = []
-    lengths, codes, scores, doc_tokens, hashes, signatures = [], [], [], [], [], []
-    key = unit.key()
-    tokens_path = w["parts"] / f"{key}.tokens"
-    pending: list[tuple[int, str, DocStats]] = []  # (document index, text, stats) waiting to be tokenized
-
-    def flush(out) -> None:
-        """Tokenize the pending documents in one batch and apply the post-tokenization steps."""
-        t0 = time.perf_counter()
-        encoded = tokenizer.encode_batch([text for _, text, _ in pending])
-        seconds["tokenize"] += time.perf_counter() - t0
-        for (index, text, stats), ids in zip(pending, encoded):
-            counts["tokens_tokenized"] += len(ids) + 1
-            t1 = time.perf_counter()
-            code = 0
-            min_cpt = settings.filters.min_chars_per_token
-            if settings.clean and min_cpt is not None and len(text) < min_cpt * max(1, len(ids)):
-                code = w["reasons"]["min_chars_per_token"]
-            elif w["quality"] is not None:
-                score = w["quality"].score(stats)
-                scores.append(score)
-                if score < settings.quality.threshold:
-                    code = w["reasons"]["quality"]
-            seconds["clean"] += time.perf_counter() - t1
-            codes[index] = code
-            if code:
-                continue
-            t2 = time.perf_counter()
-            if settings.dedup.exact:
-                hashes.append(exact_hash(text, stats.words))
-            if w["hasher"] is not None:
-                signatures.append(w["hasher"].signature(stats.word_hashes))
-            seconds["dedup"] += time.perf_counter() - t2
-            t3 = time.perf_counter()
-            ids.append(eot)
-            out.write(np.asarray(ids, dtype=dtype).tobytes())
-            doc_tokens.append(len(ids))
-            seconds["tokenize"] += time.perf_counter() - t3
-        pending.clear()
-
-    with open(tokens_path, "wb") as out:
-        batch_chars = 0
-        t_read = time.perf_counter()
-        for record in read_unit(unit, settings.text_field, settings.on_decode_error, settings.dataset_config,
-                                settings.dataset_split):  # fmt: skip
-            seconds["read"] += time.perf_counter() - t_read
-            counts["records"] += 1
-            counts["decode_errors"] += record.decode_error
-            if record.text is None:
-                counts["bad_records"] += 1
-                if len(bad_examples) < MAX_EXAMPLES:
-                    bad_examples.append(f"{record.location}: {record.error}")
-                t_read = time.perf_counter()
-                continue
-            t0 = time.perf_counter()
-            text = normalize(record.text, settings.filters.normalization)
-            counts["documents"] += 1
-            counts["bytes"] += len(record.text.encode("utf-8"))
-            counts["chars"] += len(text)
-            lengths.append(len(text))
-            stats = DocStats(text)
-            reason = first_failing_filter(text, settings.filters, w["stop_words"]) if settings.clean else None
-            if reason is None and not text.strip():
-                reason = "empty"  # never worth a token, filters or not
-            seconds["clean"] += time.perf_counter() - t0
-            codes.append(w["reasons"][reason] if reason is not None else 0)
-            if reason is None:
-                pending.append((len(codes) - 1, text, stats))
-                batch_chars += len(text)
-                if batch_chars >= 1 << 20:
-                    flush(out)
-                    batch_chars = 0
-            t_read = time.perf_counter()
-        if pending:
-            flush(out)
-    t0 = time.perf_counter()
-    arrays = {
-        "lengths": np.asarray(lengths, dtype=np.uint32),
-        "codes": np.asarray(codes, dtype=np.uint8),
-        "scores": np.asarray(scores, dtype=np.float32),
-        "doc_tokens": np.asarray(doc_tokens, dtype=np.uint32),
-        "hashes": np.asarray(hashes, dtype=np.uint64),
-        "signatures": np.stack(signatures) if signatures else np.zeros((0, settings.dedup.num_perm), np.uint32),
-    }
-    np.savez(w["parts"] / f"{key}.npz", **arrays)
-    seconds["tokenize"] += time.perf_counter() - t0
-    summary = {
-        "key": key,
-        "unit": asdict(unit),
-        **counts,
-        "kept": len(doc_tokens),
-        "tokens": int(sum(doc_tokens)),
-        "bad_examples": bad_examples,
-        "seconds": dict(seconds),
-    }
-    _write_json(w["parts"] / f"{key}.json", summary)  # last: marks the unit done
-    return summary
-
-
-# ---------------------------------------------------------------------------- the run
+from litllm.prepare.settings import PrepareSettings
+from litllm.prepare.worker import init_worker, process_unit
+from litllm.prepare.writer import plan_digest, write_manifest, write_shards
 
 
 def prepare(
@@ -280,7 +118,7 @@ def prepare(
         _check_dataset(name, dataset_config, dataset_split)
         units = dataset_units(name, processes)
 
-    manifest_path = out / "manifest.json"
+    manifest_path = out / MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("settings_digest") == settings.digest() and manifest.get("units") == [u.key() for u in units]:
@@ -291,7 +129,7 @@ def prepare(
     parts.mkdir(parents=True, exist_ok=True)
     _check_same_settings(out, settings)
 
-    quality_path = _quality_model(settings.quality, out, text_field, on_decode_error, unit_bytes)
+    quality_path = quality_model_path(settings.quality, out, text_field, on_decode_error, unit_bytes)
     timings = {}
 
     # Stage 1: units, in parallel; finished units of an interrupted run are reused.
@@ -341,39 +179,25 @@ def prepare(
             f"bad records {report['bad_records']:,}); see {out / 'report.md'}"
         )
 
-    # Stage 3: shards.
+    # Stage 3: shards, then the manifest (last: its presence marks a complete directory).
     t0 = time.perf_counter()
-    dtype = np.dtype(np.uint16) if tok.vocab_size <= 1 << 16 else np.dtype(np.uint32)
-    plan_digest = hashlib.sha256(
-        (settings.digest() + "".join(s["key"] for s in ordered) + hashlib.sha256(keep.tobytes()).hexdigest()).encode()
-    ).hexdigest()[:16]
-    shards = _write_shards(out, parts, ordered, keep, dtype, shard_tokens, plan_digest)
+    dtype = token_dtype(tok.vocab_size)
+    shards = write_shards(out, parts, ordered, keep, dtype, shard_tokens, plan_digest(settings, ordered, keep))
     timings["shards"] = time.perf_counter() - t0
-
-    tokenizer_file = Path(tokenizer) / "tokenizer.json" if Path(tokenizer).is_dir() else Path(tokenizer)
-    shutil.copyfile(tokenizer_file, out / "tokenizer.json")
     report = finish_report(shards)
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "dtype": dtype.name,
-        "tokenizer": {
-            "file": "tokenizer.json",
-            "fingerprint": tok.fingerprint(),
-            "vocab_size": tok.vocab_size,
-            "eot_id": tok.eot_id,
-            "source": str(tokenizer),
-        },
-        "shard_tokens": shard_tokens,
-        "shards": shards,
-        "totals": {"tokens": sum(s["tokens"] for s in shards), "documents": sum(s["documents"] for s in shards)},
-        "inputs": input_listing(units),
-        "units": [u.key() for u in units],
-        "settings": json.loads(json.dumps(asdict(settings), default=str)),
-        "settings_digest": settings.digest(),
-        "report": report,
-    }
-    _write_json(manifest_path, manifest)  # last: its presence marks a complete directory
+    write_manifest(
+        out,
+        tokenizer,
+        tok,
+        dtype,
+        shard_tokens,
+        shards,
+        inputs=input_listing(units),
+        units=[u.key() for u in units],
+        settings=settings.as_json(),
+        settings_digest=settings.digest(),
+        report=report,
+    )
     if not keep_parts:
         shutil.rmtree(parts, ignore_errors=True)
         (out / "progress.json").unlink(missing_ok=True)
@@ -383,10 +207,8 @@ def prepare(
 
 def _check_dataset(name: str, config: str | None, split: str) -> None:
     """Open a ``datasets`` input once here, so that a wrong name or no network is one clear error, not one per worker."""
-    from litllm.data import sources
-
     try:
-        sources.load_hub_dataset(name, config, split, streaming=True)
+        load_hub_dataset(name, config, split, streaming=True)
     except DataError:
         raise
     except Exception as err:  # datasets raises ConnectionError, ValueError, DatasetNotFoundError, ...
@@ -405,34 +227,7 @@ def _check_same_settings(out: Path, settings: PrepareSettings) -> None:
                 "resume it with the same settings or choose a new output directory"
             )
     else:
-        _write_json(state, {"digest": digest, "settings": json.loads(json.dumps(asdict(settings), default=str))})
-
-
-def _quality_model(config: QualityConfig, out: Path, text_field: str, policy: str, unit_bytes: int) -> str | None:
-    """The scorer's path: the given model, or one trained here from the example files (once per output)."""
-    if not config.enabled:
-        return None
-    if config.model is not None:
-        QualityModel.load(config.model)  # fail now, not in every worker
-        return config.model
-    path = out / "quality_model.safetensors"
-    if path.is_file():
-        return str(path)
-    if not config.negative:
-        raise DataError("quality.positive is set but quality.negative is not: the scorer needs both")
-
-    def documents(patterns: list[str]):
-        files = expand_inputs(patterns)
-        if files is None:
-            raise DataError(f"quality examples must be files, got {patterns}")
-        for unit in plan_units(files, unit_bytes):
-            yield from (r.text for r in read_unit(unit, text_field, policy) if r.text)
-
-    model = QualityModel.train(
-        documents(config.positive), documents(config.negative), config.buckets, config.epochs, config.learning_rate
-    )
-    model.save(path)
-    return str(path)
+        write_json(state, {"digest": digest, "settings": settings.as_json()})
 
 
 def _run_units(units: list[Unit], processes: int, init_args: tuple, progress: bool):
@@ -444,7 +239,7 @@ def _run_units(units: list[Unit], processes: int, init_args: tuple, progress: bo
         if processes == 1 or len(units) <= 1:
             saved = os.environ.get("TOKENIZERS_PARALLELISM")
             try:
-                _init_worker(*init_args)
+                init_worker(*init_args)
                 for unit in units:
                     summary = process_unit(unit)
                     bar.update(unit.size)
@@ -459,13 +254,11 @@ def _run_units(units: list[Unit], processes: int, init_args: tuple, progress: bo
         with ProcessPoolExecutor(
             max_workers=min(processes, len(units)),
             mp_context=get_context("spawn"),
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=init_args,
         ) as pool:
             # Largest units first, so that one big file does not run alone at the end.
             futures = {pool.submit(process_unit, u): u for u in sorted(units, key=lambda u: -u.size)}
-            from concurrent.futures import as_completed
-
             for future in as_completed(futures):
                 summary = future.result()
                 bar.update(futures[future].size)
@@ -499,74 +292,3 @@ def _deduplicate(part_files: list[Path], config: DedupConfig) -> tuple[np.ndarra
         counts["near_duplicate"] = int(near.sum())
         keep[candidates[near]] = False
     return keep, counts
-
-
-def _write_shards(
-    out: Path,
-    parts: Path,
-    summaries: list[dict],
-    keep: np.ndarray | None,
-    dtype: np.dtype,
-    shard_tokens: int,
-    plan: str,
-) -> list[dict]:
-    """Copy the kept documents' tokens into fixed-size shards; skip shards an earlier run finished."""
-    progress_path = out / "progress.json"
-    finished: dict[int, dict] = {}
-    if progress_path.is_file():
-        state = json.loads(progress_path.read_text())
-        if state.get("plan") == plan:
-            finished = {int(k): v for k, v in state["shards"].items()}
-    shards: list[dict] = []
-    buffer = np.empty(shard_tokens, dtype=dtype)
-    fill, starts = 0, []
-
-    def close_shard() -> None:
-        nonlocal fill, starts
-        index = len(shards)
-        name = f"shard_{index:05d}.bin"
-        entry = {"file": name, "tokens": fill, "documents": len(starts)}
-        done = finished.get(index)
-        if done != entry or not (out / name).is_file() or (out / name).stat().st_size != fill * dtype.itemsize:
-            tmp = out / f"{name}.tmp"
-            buffer[:fill].tofile(tmp)
-            os.replace(tmp, out / name)
-            np.asarray(starts, dtype=np.uint64).tofile(out / f"shard_{index:05d}.idx")
-            finished[index] = entry
-            _write_json(progress_path, {"plan": plan, "shards": finished})
-        shards.append(entry)
-        fill, starts = 0, []
-
-    position = 0  # index of the next document in the keep mask
-    for summary in summaries:
-        n_docs = summary["kept"]
-        if n_docs == 0:
-            continue
-        with np.load(parts / f"{summary['key']}.npz", allow_pickle=False) as arrays:
-            lengths = arrays["doc_tokens"].astype(np.int64)
-        tokens = np.memmap(parts / f"{summary['key']}.tokens", dtype=dtype, mode="r")
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        kept = np.flatnonzero(keep[position : position + n_docs])
-        position += n_docs
-        for i in kept.tolist():
-            doc = tokens[offsets[i] : offsets[i + 1]]
-            starts.append(fill)
-            while len(doc):
-                take = min(len(doc), shard_tokens - fill)
-                buffer[fill : fill + take] = doc[:take]
-                fill += take
-                doc = doc[take:]
-                if fill == shard_tokens:
-                    close_shard()
-        del tokens
-    if fill:
-        close_shard()
-    if not shards:
-        raise DataError("prepare: no document survived cleaning and deduplication; see the report for the reasons")
-    return shards
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)

@@ -7,12 +7,13 @@ document of a web crawl on CPU, and good at "reads like X" judgements (e.g. posi
 curated corpus, negatives from the raw crawl).
 
 Saved as safetensors (weights) with the settings in its metadata: nothing is unpickled.
+``quality_model_path`` is the pipeline's glue: the scorer a run uses, trained from its example files if need be.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from litllm.errors import DataError
 from litllm.prepare.filters import DocStats, ngram_keys
+from litllm.prepare.inputs import expand_inputs, plan_units, read_unit
 
 
 @dataclass
@@ -135,3 +137,33 @@ class QualityModel:
             if (f.metadata() or {}).get("format") != "litllm-quality":
                 raise DataError(f"{path}: not a litllm quality model (no litllm-quality metadata)")
             return cls(f.get_tensor("weight"), float(f.get_tensor("bias")[0]))
+
+
+def quality_model_path(config: QualityConfig, out: Path, text_field: str, policy: str, unit_bytes: int) -> str | None:
+    """The scorer a ``litllm prepare`` run uses: the given model, or one trained here from the example files.
+
+    A model trained here is saved in ``out`` and reused by a resumed run. None when no scorer is set.
+    """
+    if not config.enabled:
+        return None
+    if config.model is not None:
+        QualityModel.load(config.model)  # fail now, not in every worker
+        return config.model
+    path = out / "quality_model.safetensors"
+    if path.is_file():
+        return str(path)
+    if not config.negative:
+        raise DataError("quality.positive is set but quality.negative is not: the scorer needs both")
+
+    def documents(patterns: list[str]) -> Iterator[str]:
+        files = expand_inputs(patterns)
+        if files is None:
+            raise DataError(f"quality examples must be files, got {patterns}")
+        for unit in plan_units(files, unit_bytes):
+            yield from (r.text for r in read_unit(unit, text_field, policy) if r.text)
+
+    model = QualityModel.train(
+        documents(config.positive), documents(config.negative), config.buckets, config.epochs, config.learning_rate
+    )
+    model.save(path)
+    return str(path)

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from litllm.corpus import readers
 from litllm.data import LLMDataModule
 from litllm.data import module as module_mod
 from litllm.errors import DataError
@@ -113,7 +114,7 @@ def test_hub_dataset_path_tokenizes_rows(tmp_path, small_tokenizer, monkeypatch)
         calls.append((name, config, split, streaming))
         return datasets.Dataset.from_dict(_rows(300))
 
-    monkeypatch.setattr(module_mod.sources, "load_hub_dataset", fake_load)
+    monkeypatch.setattr(readers, "load_hub_dataset", fake_load)  # documents() loads the dataset
     dm = ready(
         train_data="someone/corpus",
         dataset_config="sample",

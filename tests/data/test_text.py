@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
+from litllm.data.shards import ShardedTokenBlocks, Span
 from litllm.data.text import TokenBlocks, build_token_cache, load_token_cache, split_for_encoding, unigram_loss
 
 
@@ -53,6 +55,18 @@ def test_blocks_are_shifted_pairs_without_overlap(tmp_path):
     assert last["labels"][-1].item() < 60
     with pytest.raises(IndexError):
         blocks[len(blocks)]
+
+
+def test_token_blocks_are_the_one_span_case_of_sharded_blocks(tmp_path):
+    path = tmp_path / "tokens.bin"
+    np.arange(100, dtype=np.uint16).tofile(path)
+    one = TokenBlocks(path, "uint16", start=10, stop=60, block_size=8)
+    spans = ShardedTokenBlocks([Span(path, "uint16", 10, 60), Span(path, "uint16", 60, 100)], block_size=8)
+    assert len(spans) == len(one) + (40 - 1) // 8
+    for i in range(len(one)):
+        assert torch.equal(one[i]["input_ids"], spans[i]["input_ids"])
+    assert spans[len(one)]["input_ids"][0].item() == 60  # blocks never cross spans
+    assert one.path == path and one.tokens[:3].tolist() == [0, 1, 2]
 
 
 def test_unigram_loss_is_entropy_of_frequencies():

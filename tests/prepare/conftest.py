@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from litllm.data.sources import BUILTIN_CORPORA
+from litllm.corpus.readers import BUILTIN_CORPORA
 
 
 def passages(min_chars: int = 1200) -> list[str]:

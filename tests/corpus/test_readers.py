@@ -1,9 +1,11 @@
+"""The corpus readers: resolving sources, strict per-file readers with file:line errors, ``documents``."""
+
 import gzip
 import json
 
 import pytest
 
-from litllm.data.sources import read_documents, read_json_records, resolve_files
+from litllm.corpus.readers import documents, read_documents, read_json_records, resolve_files
 from litllm.errors import DataError
 
 
@@ -69,3 +71,30 @@ def test_gzip_and_parquet(tmp_path):
     assert list(read_documents(tmp_path / "d.parquet", text_field="content")) == ["p1", "p2"]
     with pytest.raises(DataError, match="no column 'text'"):
         list(read_documents(tmp_path / "d.parquet"))
+
+
+def test_zstd_files_are_read_and_listed(tmp_path):
+    import zstandard
+
+    (tmp_path / "a.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(b'{"text": "zst doc"}\n'))
+    (tmp_path / "b.txt").write_text("plain")
+    assert [p.name for p in resolve_files(str(tmp_path))] == ["a.jsonl.zst", "b.txt"]
+    assert list(documents(str(tmp_path))) == ["zst doc", "plain"]
+
+
+def test_documents_of_a_saved_dataset_skip_empty_rows_and_name_a_missing_column(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"text": ["alpha", "", "beta"]}).save_to_disk(str(tmp_path / "ds"))
+    assert list(documents(str(tmp_path / "ds"))) == ["alpha", "beta"]
+    with pytest.raises(DataError, match="has no column 'body'"):
+        list(documents(str(tmp_path / "ds"), text_field="body"))
+
+
+def test_old_data_sources_names_still_import(tmp_path):
+    from litllm.data import sources
+
+    assert sources.resolve_files is resolve_files and sources.read_documents is read_documents
+    # The data module's "plain text train_bpe can read" check must not take a compressed file for text.
+    assert sources._suffix(tmp_path / "a.TXT") == ".txt"
+    assert sources._suffix(tmp_path / "a.txt.gz") == ".gz" and sources._suffix(tmp_path / "a.txt.zst") == ".zst"
