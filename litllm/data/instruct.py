@@ -10,20 +10,24 @@ loss covers only the responses and the end marker that closes each of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.utils.data import Dataset
 
 from litllm.corpus import readers
+from litllm.data.contract import Collate, next_token_sample
 from litllm.errors import DataError
 from litllm.model.templates import Message, Template
 from litllm.model.tokenizer import Tokenizer
 
 IGNORE = -100
 """Label value that cross-entropy skips."""
+
+Example = tuple[list[int], list[int]]
+"""Token ids and labels (-100 where there is no loss) of one conversation, before the next-token shift."""
 
 
 @dataclass
@@ -63,6 +67,18 @@ class Report:
         for reason, count in self.skipped.items():
             text += f"; skipped {count:,} ({reason}, first at {self.first_bad[reason]})"
         return text
+
+
+def add_template_tokens(tokenizer: Tokenizer, template: Template) -> tuple[str, ...]:
+    """Add the template's special tokens that ``tokenizer`` lacks (in place); returns the tokens added.
+
+    Chat markers must be single tokens. Adding them grows the vocabulary, so the caller reports them
+    (``DataContract.added_tokens``) and a pretrained embedding table grows to match.
+    """
+    missing = tuple(t for t in template.special_tokens if tokenizer.backend.token_to_id(t) is None)
+    if missing:
+        tokenizer.backend.add_special_tokens(list(missing))
+    return missing
 
 
 def read_records(source: str, dataset_config: str | None = None, split: str = "train") -> Iterator[tuple[str, dict]]:
@@ -130,7 +146,7 @@ def encode(
 class SFTDataset(Dataset):
     """Encoded conversations; each item is already shifted into model input and next-token labels."""
 
-    def __init__(self, examples: list[tuple[list[int], list[int]]]) -> None:
+    def __init__(self, examples: list[Example]) -> None:
         self.examples = examples
 
     def __len__(self) -> int:
@@ -138,16 +154,16 @@ class SFTDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         ids, labels = self.examples[i]
-        return {"input_ids": torch.tensor(ids[:-1]), "labels": torch.tensor(labels[1:])}
+        return next_token_sample(torch.tensor(ids), torch.tensor(labels))
 
 
-def pack(examples: list[tuple[list[int], list[int]]], max_length: int) -> list[tuple[list[int], list[int]]]:
+def pack(examples: list[Example], max_length: int) -> list[Example]:
     """Concatenate consecutive short examples into sequences of at most ``max_length + 1`` tokens.
 
     Fewer, fuller rows mean less padding. Examples still attend to the earlier examples in their
     row (no block-diagonal mask); each ends with its end marker, which the model learns to emit.
     """
-    packed: list[tuple[list[int], list[int]]] = []
+    packed: list[Example] = []
     ids: list[int] = []
     labels: list[int] = []
     for e_ids, e_labels in examples:
@@ -160,7 +176,7 @@ def pack(examples: list[tuple[list[int], list[int]]], max_length: int) -> list[t
     return packed
 
 
-def pad_collate(pad_id: int):
+def pad_collate(pad_id: int) -> Collate:
     """A collate function that pads every sequence to the longest one in the batch (not to the context)."""
 
     def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -176,28 +192,31 @@ def pad_collate(pad_id: int):
     return collate
 
 
-def build_examples(
+T = TypeVar("T")
+
+
+def encode_records(
     records: Iterator[tuple[str, dict]],
-    fields: RecordFields,
-    template: Template,
-    tokenizer: Tokenizer,
+    to_example: Callable[[dict], tuple[T, list[Example], bool]],
     max_length: int,
-    train_on_prompt: bool,
     on_bad_record: str,
     report: Report,
-) -> list[tuple[list[int], list[int]]]:
-    """Encode records, skipping (or rejecting, by ``on_bad_record``) the ones that cannot be used."""
+) -> list[T]:
+    """Encode records with ``to_example``, skipping (or rejecting, by ``on_bad_record``) unusable ones.
+
+    ``to_example(record)`` returns what to keep, the encoded conversations it holds and whether any was
+    truncated, or raises ``ValueError`` with the reason the record cannot be used. A record one of whose
+    conversations has no label left after truncation is rejected: the prompt alone fills ``max_length``.
+    """
     examples = []
     for where, record in records:
         report.read += 1
         try:
-            messages = to_messages(record, fields)
+            example, conversations, truncated = to_example(record)
         except ValueError as err:
             report.reject(str(err), where, on_bad_record)
             continue
-        ids, labels, truncated = encode(messages, template, tokenizer, max_length, train_on_prompt)
-        if all(label == IGNORE for label in labels[1:]):
-            # the prompt alone fills the maximum length: nothing left to learn from
+        if any(all(label == IGNORE for label in labels[1:]) for _, labels in conversations):
             report.reject(
                 "prompt longer than max_length",
                 where,
@@ -207,5 +226,24 @@ def build_examples(
             continue
         report.truncated += truncated
         report.kept += 1
-        examples.append((ids, labels))
+        examples.append(example)
     return examples
+
+
+def build_examples(
+    records: Iterator[tuple[str, dict]],
+    fields: RecordFields,
+    template: Template,
+    tokenizer: Tokenizer,
+    max_length: int,
+    train_on_prompt: bool,
+    on_bad_record: str,
+    report: Report,
+) -> list[Example]:
+    """Encode instruction records, skipping (or rejecting, by ``on_bad_record``) the ones that cannot be used."""
+
+    def to_example(record: dict) -> tuple[Example, list[Example], bool]:
+        ids, labels, truncated = encode(to_messages(record, fields), template, tokenizer, max_length, train_on_prompt)
+        return (ids, labels), [(ids, labels)], truncated
+
+    return encode_records(records, to_example, max_length, on_bad_record, report)

@@ -2,7 +2,8 @@
 
 Each pair becomes two examples that share the prompt; labels are -100 on the prompt so that the
 log-probability of a response sums over response tokens only. A batch stacks the chosen examples
-on top of the rejected ones: rows ``[:B]`` are chosen, ``[B:]`` rejected.
+on top of the rejected ones: rows ``[:B]`` are chosen, ``[B:]`` rejected. ``stack_pairs`` (the
+collate) and ``split_pairs`` (used by ``litllm.train.dpo``) are the two ends of that layout.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from litllm.data.instruct import IGNORE, RecordFields, Report, encode, pad_collate, to_messages
+from litllm.data.contract import Collate, next_token_sample
+from litllm.data.instruct import Example, RecordFields, Report, encode, encode_records, pad_collate, to_messages
 from litllm.model.templates import Template
 from litllm.model.tokenizer import Tokenizer
 
 
 @dataclass
 class PreferenceFields(RecordFields):
+    """Where each part of a preference record lives: the instruction fields and the two responses."""
+
     chosen: str = "chosen"
     rejected: str = "rejected"
 
@@ -56,33 +60,48 @@ def pair_messages(record: dict, fields: PreferenceFields) -> tuple[list, list]:
     )
 
 
+Pair = tuple[Example, Example]
+"""The encoded chosen and rejected conversations of one record."""
+
+
 class PreferenceDataset(Dataset):
-    def __init__(self, pairs: list[tuple[tuple[list[int], list[int]], tuple[list[int], list[int]]]]) -> None:
+    """Encoded pairs; each item holds the chosen and the rejected sample, already shifted."""
+
+    def __init__(self, pairs: list[Pair]) -> None:
         self.pairs = pairs
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        (c_ids, c_labels), (r_ids, r_labels) = self.pairs[i]
-        return {
-            "chosen_input_ids": torch.tensor(c_ids[:-1]),
-            "chosen_labels": torch.tensor(c_labels[1:]),
-            "rejected_input_ids": torch.tensor(r_ids[:-1]),
-            "rejected_labels": torch.tensor(r_labels[1:]),
-        }
+        item = {}
+        for side, (ids, labels) in zip(("chosen", "rejected"), self.pairs[i]):
+            for key, value in next_token_sample(torch.tensor(ids), torch.tensor(labels)).items():
+                item[f"{side}_{key}"] = value
+        return item
 
 
-def preference_collate(pad_id: int):
-    """Stack chosen rows over rejected rows, padded together to the longest of either."""
+def stack_pairs(pad_id: int) -> Collate:
+    """The collate of preference data: chosen rows over rejected rows, padded together to the longest of either.
+
+    A batch of ``B`` pairs has ``2B`` rows: row ``i`` is pair ``i``'s chosen response, row ``B + i`` its
+    rejected one. ``split_pairs`` is the inverse, for the training side.
+    """
     pad = pad_collate(pad_id)
 
     def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        rows = [{"input_ids": b["chosen_input_ids"], "labels": b["chosen_labels"]} for b in batch]
-        rows += [{"input_ids": b["rejected_input_ids"], "labels": b["rejected_labels"]} for b in batch]
-        return pad(rows)
+        sides = ("chosen", "rejected")  # every chosen row first, then every rejected row
+        return pad([{"input_ids": b[f"{s}_input_ids"], "labels": b[f"{s}_labels"]} for s in sides for b in batch])
 
     return collate
+
+
+def split_pairs(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split anything computed per row of a ``stack_pairs`` batch into its chosen and its rejected half."""
+    if rows.size(0) % 2:
+        raise ValueError(f"a batch of preference pairs has an even number of rows, not {rows.size(0)}")
+    n = rows.size(0) // 2
+    return rows[:n], rows[n:]
 
 
 def build_pairs(
@@ -93,25 +112,12 @@ def build_pairs(
     max_length: int,
     on_bad_record: str,
     report: Report,
-) -> list:
-    pairs = []
-    for where, record in records:
-        report.read += 1
-        try:
-            chosen, rejected = pair_messages(record, fields)
-            encoded = [encode(m, template, tokenizer, max_length) for m in (chosen, rejected)]
-        except ValueError as err:
-            report.reject(str(err), where, on_bad_record)
-            continue
-        if any(all(label == IGNORE for label in labels[1:]) for _, labels, _ in encoded):
-            report.reject(
-                "prompt longer than max_length",
-                where,
-                on_bad_record,
-                f"the prompt is longer than max_length={max_length} tokens",
-            )
-            continue
-        report.truncated += any(t for _, _, t in encoded)
-        report.kept += 1
-        pairs.append(tuple((ids, labels) for ids, labels, _ in encoded))
-    return pairs
+) -> list[Pair]:
+    """Encode preference records, skipping (or rejecting, by ``on_bad_record``) the ones that cannot be used."""
+
+    def to_pair(record: dict) -> tuple[Pair, list[Example], bool]:
+        encoded = [encode(m, template, tokenizer, max_length) for m in pair_messages(record, fields)]
+        pair = ((encoded[0][0], encoded[0][1]), (encoded[1][0], encoded[1][1]))
+        return pair, list(pair), any(truncated for _, _, truncated in encoded)
+
+    return encode_records(records, to_pair, max_length, on_bad_record, report)

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litllm.corpus.format import DTYPES, FORMAT, MANIFEST, VERSION, Manifest, Shard, is_prepared, load_manifest
+from litllm.data.contract import next_token_sample
 from litllm.errors import DataError
 from litllm.model.tokenizer import Tokenizer
 
@@ -65,14 +66,6 @@ def load_tokenizer(manifest: Manifest, path: str | Path | None = None, name: str
             raise DataError(f"{manifest.root}: eot_id {manifest.eot_id} is not a token of {path}")
         tokenizer = Tokenizer(tokenizer.backend, eot_token=token)
     return tokenizer
-
-
-def next_token_sample(chunk: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``n + 1`` token ids -> a training sample: ``n`` inputs, each with the next token as its target.
-
-    The one place the shift happens, for every token-block dataset.
-    """
-    return {"input_ids": chunk[:-1], "labels": chunk[1:]}
 
 
 @dataclass(frozen=True)

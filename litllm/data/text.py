@@ -19,7 +19,8 @@ from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
 from litllm.corpus.format import token_dtype
-from litllm.data.shards import ShardedTokenBlocks, Span, next_token_sample
+from litllm.data.contract import next_token_sample
+from litllm.data.shards import ShardedTokenBlocks, Span
 from litllm.model.tokenizer import Tokenizer
 
 CHUNK_CHARS = 1 << 16

@@ -18,11 +18,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
 from litllm._moved import warn_renamed
+from litllm.data.contract import DataContract
+from litllm.data.module import LLMDataModule
 from litllm.errors import CheckpointError, ConfigError
 from litllm.model.adapters import grow_vocabulary
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
+from litllm.model.templates import Template
 from litllm.model.tokenizer import Tokenizer
 from litllm.train.callbacks import write_metrics
 from litllm.train.optim import adamw_kernel, make_adamw, parameter_groups, warmup_cosine
@@ -101,7 +104,7 @@ class LLMModule(L.LightningModule):
             raise ConfigError("method=qlora quantizes a pretrained model: set model.init_from to its directory")
         self.model: GPT | None = None
         self.tokenizer: Tokenizer | None = None
-        self.template = None
+        self.template: Template | None = None
         self.val_loss = MeanMetric()
         self._step_tokens: torch.Tensor | None = None  # labelled tokens seen since the last optimizer step
         # Adapter runs checkpoint only the adapter; the base weights come from model.init_from.
@@ -120,19 +123,28 @@ class LLMModule(L.LightningModule):
             return ModelConfig.from_dict({**ModelConfig.from_json(arch).to_dict(), **overrides})
         return ModelConfig.from_name(arch, **overrides)
 
+    @property
+    def data_contract(self) -> DataContract | None:
+        """What the trainer's ``LLMDataModule`` promises once set up: tokenizer, template, batch layout, statistics.
+
+        None without one: a module used alone, or fed by plain dataloaders or another data module.
+        """
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        return datamodule.contract if isinstance(datamodule, LLMDataModule) else None
+
     def _attach_tokenizer(self) -> None:
-        """Take the tokenizer from the data module (or the starting checkpoint) and size the vocabulary."""
+        """Take the tokenizer from the data contract (or the starting checkpoint) and size the vocabulary."""
         if self.tokenizer is None:
-            datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-            if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
-                self.tokenizer = datamodule.tokenizer
-                self.template = getattr(datamodule, "template", None)
+            contract = self.data_contract
+            if contract is not None:
+                self.tokenizer, self.template = contract.tokenizer, contract.template
             elif self.init_from is not None:
                 self.tokenizer = self.init_from.tokenizer()
         if self.tokenizer is None or self.model is not None:
             return
         if self.init_from is not None:
-            # A pretrained table keeps its size; it grows when a template added tokens (see grow_vocabulary).
+            # A pretrained table keeps its size; it grows in base_model when the data's template added
+            # tokens (DataContract.added_tokens, vocab_size).
             return
         wanted = self.hparams.vocab_size or self.tokenizer.vocab_size
         if wanted < self.tokenizer.vocab_size:
@@ -149,18 +161,18 @@ class LLMModule(L.LightningModule):
     def padded_labels(self) -> bool:
         """Whether batches carry ignored (-100) labels, so token losses must be normalised per step.
 
-        True unless the data module serves packed text (``mode="text"``), where every label counts.
+        The data contract says so (False for blocks of text, where every label counts); without one, True.
         """
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        return getattr(datamodule, "mode", None) != "text"
+        contract = self.data_contract
+        return contract.padded_labels if contract is not None else True
 
     def setup(self, stage: str) -> None:
         self._attach_tokenizer()
-        datamodule = getattr(self.trainer, "datamodule", None)
-        block = getattr(datamodule, "block_size", None)
-        if block is not None and block > self.config.block_size:
+        contract = self.data_contract
+        if contract is not None and contract.block_size > self.config.block_size:
             raise ConfigError(
-                f"data.block_size={block} is larger than the model's context (block_size={self.config.block_size}); "
+                f"data.block_size={contract.block_size} is larger than the model's context "
+                f"(block_size={self.config.block_size}); "
                 "lower data.block_size or raise model.arch_overrides.block_size"
             )
 
@@ -216,6 +228,7 @@ class LLMModule(L.LightningModule):
         model = GPT(self.config)
         if self.init_from is not None:
             self.init_from.load_weights(model)
+            # The tokenizer the data contract hands over holds the tokens a template added (added_tokens).
             if self.tokenizer is not None and self.tokenizer.vocab_size > self.config.vocab_size:
                 grow_vocabulary(model, self.tokenizer.vocab_size)
         return model
@@ -345,9 +358,9 @@ class LLMModule(L.LightningModule):
         self.val_loss.reset()
         self.log(f"{prefix}/loss", loss, prog_bar=True, sync_dist=False)
         self.log(f"{prefix}/ppl", torch.exp(loss), sync_dist=False)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and getattr(datamodule, "val_bytes_per_token", None):
-            self.log(f"{prefix}/bpb", datamodule.bits_per_byte(float(loss)), sync_dist=False)
+        contract = self.data_contract
+        if contract is not None and contract.val_bytes_per_token:
+            self.log(f"{prefix}/bpb", contract.bits_per_byte(float(loss)), sync_dist=False)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

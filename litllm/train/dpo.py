@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
+from litllm.data.preference import split_pairs
 from litllm.errors import ConfigError
 from litllm.train.base import LLMModule
 
@@ -93,7 +94,7 @@ class DPOModule(LLMModule):
 
     # ------------------------------------------------------------------ math
     def _logprobs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Policy and reference sequence log-probs of every row (chosen rows first, then rejected)."""
+        """Policy and reference sequence log-probs of every row (chosen rows, then rejected: see ``split_pairs``)."""
         ids, labels = batch["input_ids"], batch["labels"]
         policy = sequence_logprobs(self.model(ids), labels)
         with torch.no_grad():
@@ -106,9 +107,8 @@ class DPOModule(LLMModule):
 
     def dpo_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         policy, reference = self._logprobs(batch)
-        n = policy.size(0) // 2
         losses, chosen, rejected = preference_loss(
-            policy[:n], policy[n:], reference[:n], reference[n:], self.beta, self.loss_type, self.label_smoothing
+            *split_pairs(policy), *split_pairs(reference), self.beta, self.loss_type, self.label_smoothing
         )
         return {
             "loss": losses.mean(),
@@ -128,7 +128,7 @@ class DPOModule(LLMModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.dpo_step(batch)
-        pairs = batch["input_ids"].size(0) // 2
+        pairs = len(split_pairs(batch["input_ids"])[0])
         for key, value in out.items():
             self.val_metrics[key].update(value, weight=pairs)
 

@@ -113,7 +113,7 @@ def test_sft_data_module_splits_records_and_saves_template(tmp_path, small_token
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[1] <= 256
     assert (batch["labels"] != IGNORE).any()
-    ModelDir(tmp_path).save_template(dm.template)
+    ModelDir(tmp_path).save_template(dm.contract.template)
     assert ModelDir(tmp_path).template().name == "alpaca"
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from litllm.corpus import readers
-from litllm.data import LLMDataModule
-from litllm.data import module as module_mod
+from litllm.data import LLMDataModule, sources, tokenizer_source
+from litllm.data.builders import text as text_builders
 from litllm.errors import DataError
 
 
@@ -18,12 +18,12 @@ def ready(**kwargs) -> LLMDataModule:
 
 def test_builtin_corpus_trains_tokenizer_and_splits(tmp_path):
     dm = ready(cache_dir=str(tmp_path), vocab_size=512, block_size=64, batch_size=4)
-    assert dm.tokenizer.vocab_size == 512
+    assert dm.contract.tokenizer.vocab_size == 512
     train, val = dm.train_dataset, dm.val_dataset
     assert 9 * len(val) < len(train) < 10 * len(val)  # 90/10
     assert val.start == train.stop  # validation is the end of the stream, disjoint from training
-    assert 1.5 < dm.val_bytes_per_token < 4.0
-    assert 4.0 < dm.unigram_loss < 6.3  # below ln(512) = 6.24: frequencies carry information
+    assert 1.5 < dm.contract.val_bytes_per_token < 4.0
+    assert 4.0 < dm.contract.unigram_loss < 6.3  # below ln(512) = 6.24: frequencies carry information
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (4, 64) and batch["input_ids"].dtype == torch.long
     assert torch.equal(batch["input_ids"][:, 1:], batch["labels"][:, :-1])
@@ -32,15 +32,15 @@ def test_builtin_corpus_trains_tokenizer_and_splits(tmp_path):
 def test_split_and_tokens_are_deterministic(tmp_path):
     a = ready(cache_dir=str(tmp_path / "a"), vocab_size=400, block_size=32)
     b = ready(cache_dir=str(tmp_path / "b"), vocab_size=400, block_size=32)
-    assert a.tokenizer.fingerprint() == b.tokenizer.fingerprint()
+    assert a.contract.tokenizer.fingerprint() == b.contract.tokenizer.fingerprint()
     assert torch.equal(a.val_dataset[3]["input_ids"], b.val_dataset[3]["input_ids"])
     assert (a.train_dataset.start, a.train_dataset.stop) == (b.train_dataset.start, b.train_dataset.stop)
 
 
 def test_second_run_reuses_tokenizer_and_cache(tmp_path, monkeypatch):
     ready(cache_dir=str(tmp_path), vocab_size=300, block_size=32)
-    monkeypatch.setattr(module_mod, "train_bpe", lambda *a, **k: pytest.fail("tokenizer retrained"))
-    monkeypatch.setattr(module_mod, "build_token_cache", lambda *a, **k: pytest.fail("data re-tokenized"))
+    monkeypatch.setattr(tokenizer_source, "train_bpe", lambda *a, **k: pytest.fail("tokenizer retrained"))
+    monkeypatch.setattr(text_builders, "build_token_cache", lambda *a, **k: pytest.fail("data re-tokenized"))
     dm = ready(cache_dir=str(tmp_path), vocab_size=300, block_size=32)
     assert len(dm.train_dataset) > 0
 
@@ -130,7 +130,7 @@ def test_streaming_packs_blocks_and_holds_out_validation(tmp_path, small_tokeniz
     import datasets
 
     stream = datasets.Dataset.from_dict(_rows(400)).to_iterable_dataset(num_shards=2)
-    monkeypatch.setattr(module_mod.sources, "load_hub_dataset", lambda *a, **k: stream)
+    monkeypatch.setattr(sources, "load_hub_dataset", lambda *a, **k: stream)
     dm = ready(
         train_data="someone/corpus",
         streaming=True,
@@ -146,7 +146,7 @@ def test_streaming_packs_blocks_and_holds_out_validation(tmp_path, small_tokeniz
     assert torch.equal(train["input_ids"][0, 1:], train["labels"][0, :-1])
     assert small_tokenizer.decode(val["input_ids"][0].tolist()).startswith("row 0 ")
     assert small_tokenizer.decode(train["input_ids"][0].tolist()).startswith("row 50 ")
-    assert dm.val_bytes_per_token > 1
+    assert dm.contract.val_bytes_per_token > 1
 
 
 def test_local_saved_dataset_is_read_with_datasets(tmp_path, small_tokenizer):

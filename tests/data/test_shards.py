@@ -106,33 +106,33 @@ def test_data_module_trains_on_a_prepared_directory(tmp_path, make_prepared, sma
     )
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.tokenizer.fingerprint() == small_tokenizer.fingerprint()
+    assert dm.contract.tokenizer.fingerprint() == small_tokenizer.fingerprint()
     total = dm.train_dataset.total_blocks
     assert len(dm.val_dataset) == int(total * 0.1) and len(dm.train_dataset) + len(dm.val_dataset) == total
     assert dm.val_dataset.start == dm.train_dataset.stop == len(dm.train_dataset)  # validation = the last blocks
-    assert 1.5 < dm.val_bytes_per_token < 4.0
-    assert 4.0 < dm.unigram_loss < 6.3
-    assert dm.data_fingerprint == load_manifest(root).fingerprint()
+    assert 1.5 < dm.contract.val_bytes_per_token < 4.0
+    assert 4.0 < dm.contract.unigram_loss < 6.3
+    assert dm.contract.data_fingerprint == load_manifest(root).fingerprint()
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (4, 32) and batch["input_ids"].dtype == torch.long
     # The same tokenizer named explicitly is accepted.
     same = LLMDataModule(prepared=str(root), tokenizer=str(small_tokenizer.path), block_size=32)
     same.setup("fit")
-    assert same.data_fingerprint == dm.data_fingerprint
+    assert same.contract.data_fingerprint == dm.contract.data_fingerprint
 
 
 def test_statistics_use_a_bounded_sample(make_prepared, monkeypatch):
-    from litllm.data import module as module_mod
+    from litllm.data.builders import prepared as prepared_builder
 
     root = make_prepared()
     full = LLMDataModule(prepared=str(root), block_size=32)
     full.setup("fit")
-    monkeypatch.setattr(module_mod, "STATS_TRAIN_TOKENS", 20_000)
-    monkeypatch.setattr(module_mod, "STATS_VAL_TOKENS", 5_000)
+    monkeypatch.setattr(prepared_builder, "STATS_TRAIN_TOKENS", 20_000)
+    monkeypatch.setattr(prepared_builder, "STATS_VAL_TOKENS", 5_000)
     sampled = LLMDataModule(prepared=str(root), block_size=32)
     sampled.setup("fit")
-    assert sampled.unigram_loss == pytest.approx(full.unigram_loss, rel=0.1)
-    assert sampled.val_bytes_per_token == pytest.approx(full.val_bytes_per_token, rel=0.1)
+    assert sampled.contract.unigram_loss == pytest.approx(full.contract.unigram_loss, rel=0.1)
+    assert sampled.contract.val_bytes_per_token == pytest.approx(full.contract.val_bytes_per_token, rel=0.1)
 
 
 def test_validation_from_another_prepared_directory(tmp_path, make_prepared, shakespeare_documents):

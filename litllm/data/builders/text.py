@@ -1,0 +1,135 @@
+"""Pretraining on raw text: tokenized once into a cache (``CachedTextBuilder``) or streamed (``StreamedTextBuilder``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from lightning.pytorch.utilities import rank_zero_info
+
+from litllm.data.contract import Built, DataContract
+from litllm.data.settings import SourceSettings
+from litllm.data.text import StreamingTokenBlocks, TokenBlocks, build_token_cache, load_token_cache, unigram_loss
+from litllm.data.tokenizer_source import TokenizerSource
+from litllm.model.tokenizer import Tokenizer
+
+STREAM_BYTES_DOCUMENTS = 200
+"""Streamed data: bytes per token are measured on at most this many validation documents."""
+
+
+class CachedTextBuilder:
+    """Documents -> one token cache per source (keyed by data and tokenizer) -> blocks of ``block_size``.
+
+    Without ``val_data``, validation is the last ``val_fraction`` of the training tokens.
+    """
+
+    def __init__(self, source: SourceSettings, tokenizer: TokenizerSource, cache_dir: Path, block_size: int) -> None:
+        self.source, self.tokenizer, self.cache_dir, self.block_size = source, tokenizer, Path(cache_dir), block_size
+
+    def cache_for(self, data: str, tokenizer: Tokenizer) -> Path:
+        """The token cache of ``data`` encoded with ``tokenizer`` (a directory named by both fingerprints)."""
+        return self.cache_dir / "tokens" / f"{self.source.fingerprint(data)}-{tokenizer.fingerprint()}"
+
+    def _build_cache(self, data: str, tokenizer: Tokenizer) -> Path:
+        cache = self.cache_for(data, tokenizer)
+        if (cache / "meta.json").is_file():
+            return cache  # tokenized by an earlier run with the same data and tokenizer
+        return build_token_cache(
+            cache,
+            self.source.documents(data),
+            tokenizer,
+            meta={"source": data, "text_field": self.source.text_field},
+            desc=f"tokenizing {data}",
+        )
+
+    def prepare(self) -> None:
+        """Train (or fetch) the tokenizer if needed and tokenize each source into its cache."""
+        tokenizer = self.tokenizer.ensure()
+        self._build_cache(self.source.train_data, tokenizer)
+        if self.source.val_data is not None:
+            self._build_cache(self.source.val_data, tokenizer)
+
+    def build(self, rank: int = 0, world_size: int = 1) -> Built:
+        """Open the caches and cut them into training and validation blocks, with their statistics."""
+        source, block_size = self.source, self.block_size
+        tokenizer = self.tokenizer.open()
+        train_dir = self.cache_for(source.train_data, tokenizer)
+        if not (train_dir / "meta.json").is_file():  # setup() without prepare_data(), e.g. in a notebook
+            self.prepare()
+        train_tokens, meta = load_token_cache(train_dir)
+        if source.val_data is None:
+            n_val = int(len(train_tokens) * source.val_fraction)
+            split = len(train_tokens) - n_val
+            if n_val <= block_size or split <= block_size:
+                raise ValueError(
+                    f"{source.train_data!r} has {len(train_tokens):,} tokens: too few for block_size={block_size} "
+                    f"with val_fraction={source.val_fraction}"
+                )
+            train = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, split, block_size)
+            val = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], split, len(train_tokens), block_size)
+            val_tokens = train_tokens[split:]
+        else:
+            val_dir = self.cache_for(source.val_data, tokenizer)
+            val_tokens, val_meta = load_token_cache(val_dir)
+            train = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), block_size)
+            val = TokenBlocks(val_dir / "tokens.bin", val_meta["dtype"], 0, len(val_tokens), block_size)
+        for name, ds in (("training", train), ("validation", val)):
+            if len(ds) == 0:
+                raise ValueError(f"the {name} data holds fewer than block_size+1={block_size + 1} tokens")
+        # Only the tokens the validation blocks cover count for bits per byte.
+        covered = np.asarray(val_tokens[: len(val) * block_size + 1])
+        bytes_per_token = len(tokenizer.decode(covered[1:].tolist()).encode("utf-8")) / (len(covered) - 1)
+        baseline = unigram_loss(train_tokens[: len(train) * block_size], covered[1:], tokenizer.vocab_size)
+        rank_zero_info(
+            f"Data: {len(train):,} training and {len(val):,} validation blocks of "
+            f"{block_size} tokens; unigram baseline loss {baseline:.3f}"
+        )
+        contract = DataContract(
+            tokenizer,
+            block_size,
+            layout="blocks",
+            val_bytes_per_token=bytes_per_token,
+            unigram_loss=baseline,
+            data_fingerprint=source.fingerprint(source.train_data),
+        )
+        return Built(train, val, contract)
+
+
+class StreamedTextBuilder:
+    """A ``datasets`` stream packed into blocks as it is read (for corpora larger than the disk).
+
+    Without ``val_data``, the first ``val_documents`` documents are validation and training skips them.
+    Nothing is cached but the tokenizer; each process reads its own part of the stream.
+    """
+
+    def __init__(self, source: SourceSettings, tokenizer: TokenizerSource, block_size: int) -> None:
+        self.source, self.tokenizer, self.block_size = source, tokenizer, block_size
+
+    def prepare(self) -> None:
+        """Train (or fetch) the tokenizer if needed; the data itself is only read while training."""
+        self.tokenizer.ensure()
+
+    def build(self, rank: int = 0, world_size: int = 1) -> Built:
+        """Open the streams (split across processes) and measure bytes per token on validation documents."""
+        from datasets.distributed import split_dataset_by_node
+
+        source, block_size = self.source, self.block_size
+        tokenizer = self.tokenizer.open()
+        stream = source.stream(source.train_data)
+        val_stream = stream.take(source.val_documents) if source.val_data is None else source.stream(source.val_data)
+        train_stream = stream.skip(source.val_documents) if source.val_data is None else stream
+        if world_size > 1:
+            train_stream = split_dataset_by_node(train_stream, rank=rank, world_size=world_size)
+            val_stream = split_dataset_by_node(val_stream, rank=rank, world_size=world_size)
+        train = StreamingTokenBlocks(train_stream, tokenizer, source.text_field, block_size)
+        val = StreamingTokenBlocks(val_stream, tokenizer, source.text_field, block_size)
+        docs = [row[source.text_field] for row in val_stream.take(min(source.val_documents, STREAM_BYTES_DOCUMENTS))]
+        n_tokens = sum(len(ids) + 1 for ids in tokenizer.encode_batch(docs)) if docs else 0
+        contract = DataContract(
+            tokenizer,
+            block_size,
+            layout="blocks",
+            val_bytes_per_token=sum(len(d.encode("utf-8")) for d in docs) / n_tokens if n_tokens else None,
+            data_fingerprint=source.fingerprint(source.train_data),
+        )
+        return Built(train, val, contract)
