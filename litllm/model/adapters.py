@@ -76,6 +76,22 @@ def apply_lora(model: GPT, r: int, alpha: int, dropout: float, targets: Iterable
     return get_peft_model(model, config)
 
 
+def adapt(
+    model: GPT,
+    method: str,
+    r: int,
+    alpha: int,
+    dropout: float,
+    targets: Iterable[str],
+    quant_type: str = "nf4",
+    bf16_compute: bool = False,
+):
+    """The model to train for ``method``: LoRA adapters (``lora``), on a 4-bit frozen base for ``qlora``."""
+    if method == "qlora":
+        model = quantize_4bit(model, quant_type, torch.bfloat16 if bf16_compute else torch.float32)
+    return apply_lora(model, r, alpha, dropout, targets)
+
+
 def merge_lora(peft_model, base: GPT | None = None) -> GPT:
     """A plain ``GPT`` with the adapter folded into its weights; ``peft_model`` is left untouched.
 

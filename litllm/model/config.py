@@ -137,6 +137,21 @@ class ModelConfig:
         return 6 * matmul_params + 3 * attn_flops
 
 
+def resolve_config(arch: str, overrides: dict[str, Any] | None = None, base: ModelConfig | None = None) -> ModelConfig:
+    """A run's model config: ``base`` (a starting model's) if given, else ``arch`` (a model directory, a
+    config.json or a preset name), with ``overrides`` replacing some fields."""
+    overrides = dict(overrides or {})
+    if base is None and Path(arch).is_dir():
+        from litllm.model.model_dir import ModelDir
+
+        base = ModelDir(arch).config()
+    elif base is None and arch.endswith(".json"):
+        base = ModelConfig.from_json(arch)
+    if base is None:
+        return ModelConfig.from_name(arch, **overrides)
+    return ModelConfig.from_dict({**base.to_dict(), **overrides})
+
+
 def _checked(data: dict[str, Any], where: str) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(data) - known)

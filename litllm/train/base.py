@@ -8,8 +8,8 @@ metrics, and stores the model config and tokenizer inside every Lightning checkp
 
 from __future__ import annotations
 
+import contextlib
 import math
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -20,15 +20,17 @@ from torchmetrics import MeanMetric
 from litllm._moved import warn_renamed
 from litllm.data.contract import DataContract
 from litllm.data.module import LLMDataModule
-from litllm.errors import CheckpointError, ConfigError
+from litllm.errors import ConfigError
 from litllm.model.adapters import grow_vocabulary
-from litllm.model.config import ModelConfig
+from litllm.model.config import resolve_config
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
 from litllm.model.templates import Template
 from litllm.model.tokenizer import Tokenizer
 from litllm.train.callbacks import write_metrics
-from litllm.train.optim import adamw_kernel, make_adamw, parameter_groups, warmup_cosine
+from litllm.train.checkpoints import check_fits, describe_run
+from litllm.train.distributed import check_data_split, data_parallel_mesh, recompute_block_activations, shard
+from litllm.train.optim import adamw_kernel, make_adamw, parameter_groups, scale_gradients, warmup_cosine
 
 
 class LLMModule(L.LightningModule):
@@ -97,7 +99,9 @@ class LLMModule(L.LightningModule):
             warn_renamed("model.checkpoint", "model.init_from")
             init_from = init_from or checkpoint
         self.init_from: ModelDir | None = ModelDir(init_from) if init_from is not None else None
-        self.config = self._resolve_config(arch, arch_overrides, self.init_from)
+        self.config = resolve_config(
+            arch, arch_overrides, self.init_from.check().config() if self.init_from is not None else None
+        )
         if vocab_size is not None:
             self.config.vocab_size = vocab_size
         if method == "qlora" and self.init_from is None:
@@ -111,18 +115,6 @@ class LLMModule(L.LightningModule):
         self.strict_loading = method == "full"
 
     # ------------------------------------------------------------------ config and model
-    @staticmethod
-    def _resolve_config(arch: str, overrides: dict[str, Any] | None, init_from: ModelDir | None) -> ModelConfig:
-        overrides = dict(overrides or {})
-        if init_from is not None:
-            base = init_from.check().config().to_dict()
-            return ModelConfig.from_dict({**base, **overrides})
-        if Path(arch).is_dir():
-            return ModelConfig.from_dict({**ModelDir(arch).config().to_dict(), **overrides})
-        if arch.endswith(".json"):
-            return ModelConfig.from_dict({**ModelConfig.from_json(arch).to_dict(), **overrides})
-        return ModelConfig.from_name(arch, **overrides)
-
     @property
     def data_contract(self) -> DataContract | None:
         """What the trainer's ``LLMDataModule`` promises once set up: tokenizer, template, batch layout, statistics.
@@ -183,40 +175,23 @@ class LLMModule(L.LightningModule):
         self._attach_tokenizer()
         mesh = self.device_mesh  # set by ModelParallelStrategy (FSDP2), None otherwise
         hp = self.hparams
-        if mesh is not None:
-            # Build real weights (not on the meta device) so our init and a starting checkpoint apply as
-            # in a single process; sharding below then frees all but this rank's shard.
-            with torch.device(self._device_for_build()):
-                model = self.base_model()
-        else:
+        # Under FSDP, build real weights (not on the meta device) so our init and a starting checkpoint
+        # apply as in a single process; sharding below then frees all but this rank's shard.
+        with torch.device(self._device_for_build()) if mesh is not None else contextlib.nullcontext():
             model = self.base_model()
         if hp.activation_checkpointing:
-            from litllm.train.distributed import recompute_block_activations
-
             recompute_block_activations(model)
-        if hp.method == "qlora":
-            from litllm.model.adapters import quantize_4bit
+        if hp.method != "full":
+            from litllm.model.adapters import adapt
 
-            compute = (
-                torch.bfloat16 if self._trainer is not None and "bf16" in str(self.trainer.precision) else torch.float32
-            )
-            model = quantize_4bit(model, hp.quant_type, compute)
-        if hp.method in ("lora", "qlora"):
-            from litllm.model.adapters import apply_lora
-
-            model = apply_lora(model, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.lora_targets or ["qkv", "proj"])
+            bf16 = self._trainer is not None and "bf16" in str(self.trainer.precision)
+            targets = hp.lora_targets or ["qkv", "proj"]
+            model = adapt(model, hp.method, hp.lora_r, hp.lora_alpha, hp.lora_dropout, targets, hp.quant_type, bf16)
         if mesh is not None:
-            from litllm.train.distributed import data_parallel_mesh, shard
-
             bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
             # Every process is a data-parallel rank (not only the mesh's "data_parallel" dimension, which
             # has size 1 on one node with Lightning's default sizes): see data_parallel_mesh.
-            shard(
-                model,
-                data_parallel_mesh(mesh),
-                param_dtype=torch.bfloat16 if bf16 else None,
-                cpu_offload=hp.cpu_offload,
-            )
+            shard(model, data_parallel_mesh(mesh), torch.bfloat16 if bf16 else None, cpu_offload=hp.cpu_offload)
         self.model = torch.compile(model) if hp.compile else model
 
     def _device_for_build(self) -> torch.device:
@@ -305,21 +280,13 @@ class LLMModule(L.LightningModule):
         """
         if self._step_tokens is None:
             return
-        tokens = self._step_tokens.float()
-        self._step_tokens = None
+        tokens, self._step_tokens = self._step_tokens.float(), None
         world = self.trainer.world_size
         if world > 1:
             tokens = self.trainer.strategy.reduce(tokens, reduce_op="sum")
-        scale = world * self.trainer.accumulate_grad_batches / tokens.clamp(min=1)
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads:
-            torch._foreach_mul_(
-                grads, scale.to(grads[0].device) if not hasattr(grads[0], "full_tensor") else float(scale)
-            )
+        scale_gradients(self.parameters(), world * self.trainer.accumulate_grad_batches / tokens.clamp(min=1))
 
     def on_train_start(self) -> None:
-        from litllm.train.distributed import check_data_split
-
         loaders = self.trainer.train_dataloader
         if isinstance(loaders, dict):
             loaders = list(loaders.values())
@@ -368,30 +335,10 @@ class LLMModule(L.LightningModule):
             # Only the adapter (and anything else that trains) goes into the checkpoint: megabytes, not the base.
             trainable = {name for name, p in self.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
-        # Make a Lightning checkpoint self-describing: the model shape and the exact tokenizer.
-        checkpoint["litllm"] = {
-            "model_config": self.config.to_dict(),
-            "tokenizer": self.tokenizer.backend.to_str() if self.tokenizer is not None else None,
-        }
+        describe_run(checkpoint, self.config, self.tokenizer)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("litllm", {})
-        saved_tokenizer = saved.get("tokenizer")
-        if self.tokenizer is not None and saved_tokenizer and saved_tokenizer != self.tokenizer.backend.to_str():
-            raise CheckpointError(
-                "the checkpoint was trained with a different tokenizer than the one this run uses "
-                f"(run: {self.tokenizer.fingerprint()}); point data.tokenizer at the checkpoint's tokenizer"
-            )
-        if self.model is None:
-            return
-        own = self.state_dict()
-        for name, tensor in checkpoint.get("state_dict", {}).items():
-            if name in own and tuple(own[name].shape) != tuple(tensor.shape):
-                raise CheckpointError(
-                    f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)} but this model has "
-                    f"{tuple(own[name].shape)}: the checkpoint is from another model shape "
-                    f"(checkpoint config: {saved.get('model_config')})"
-                )
+        check_fits(checkpoint, self.tokenizer, self.state_dict() if self.model is not None else None)
 
     def configure_callbacks(self):
         """Add litllm's default callbacks unless the recipe configured its own of the same kind."""

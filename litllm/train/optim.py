@@ -7,7 +7,7 @@ linear warmup followed by cosine decay to a fraction of the peak, stepped once p
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -64,3 +64,11 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float) -> Call
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return multiplier
+
+
+def scale_gradients(parameters: Iterable[torch.nn.Parameter], scale: torch.Tensor) -> None:
+    """Multiply every gradient by ``scale`` (a 0-d tensor) in one fused call."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if grads:
+        # Sharded (DTensor) gradients take a Python number; plain ones the tensor, on their device.
+        torch._foreach_mul_(grads, scale.to(grads[0].device) if not hasattr(grads[0], "full_tensor") else float(scale))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from lightning.pytorch.utilities import rank_zero_info
 
-from litllm.data.contract import Built, DataContract
+from litllm.data.builders.text import built_blocks
+from litllm.data.contract import Built
 from litllm.data.shards import ShardedTokenBlocks, check_tokenizer, is_prepared, load_manifest
 from litllm.data.text import unigram_loss
 from litllm.data.tokenizer_source import TokenizerSource
@@ -76,17 +76,7 @@ class PreparedBuilder:
         val_tokens = np.concatenate(val_targets)
         bytes_per_token = sum(len(t.encode("utf-8")) for t in texts) / len(val_tokens)
         baseline = unigram_loss(train_inputs, val_tokens, max(tokenizer.vocab_size, manifest.vocab_size))
-        rank_zero_info(
-            f"Data: {self.prepared} ({manifest.total_tokens:,} tokens in {len(manifest.shards)} shards): "
-            f"{len(train):,} training and {len(val):,} validation blocks of "
-            f"{block_size} tokens; unigram baseline loss {baseline:.3f}"
+        origin = f"{self.prepared} ({manifest.total_tokens:,} tokens in {len(manifest.shards)} shards): "
+        return built_blocks(
+            train, val, tokenizer, block_size, bytes_per_token, baseline, manifest.fingerprint(), origin
         )
-        contract = DataContract(
-            tokenizer,
-            block_size,
-            layout="blocks",
-            val_bytes_per_token=bytes_per_token,
-            unigram_loss=baseline,
-            data_fingerprint=manifest.fingerprint(),
-        )
-        return Built(train, val, contract)

@@ -9,12 +9,42 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from litllm.data.contract import Built, DataContract
 from litllm.data.settings import SourceSettings
+from litllm.data.shards import ShardedTokenBlocks
 from litllm.data.text import StreamingTokenBlocks, TokenBlocks, build_token_cache, load_token_cache, unigram_loss
 from litllm.data.tokenizer_source import TokenizerSource
 from litllm.model.tokenizer import Tokenizer
 
 STREAM_BYTES_DOCUMENTS = 200
 """Streamed data: bytes per token are measured on at most this many validation documents."""
+
+
+def built_blocks(
+    train: ShardedTokenBlocks,
+    val: ShardedTokenBlocks,
+    tokenizer: Tokenizer,
+    block_size: int,
+    val_bytes_per_token: float,
+    baseline: float,
+    data_fingerprint: str,
+    origin: str = "",
+) -> Built:
+    """The result of a builder of token blocks on disk (cached or prepared), announced in one line.
+
+    ``origin`` opens the line (``"<directory> (<size>): "``) when the blocks come from somewhere worth naming.
+    """
+    rank_zero_info(
+        f"Data: {origin}{len(train):,} training and {len(val):,} validation blocks of "
+        f"{block_size} tokens; unigram baseline loss {baseline:.3f}"
+    )
+    contract = DataContract(
+        tokenizer,
+        block_size,
+        layout="blocks",
+        val_bytes_per_token=val_bytes_per_token,
+        unigram_loss=baseline,
+        data_fingerprint=data_fingerprint,
+    )
+    return Built(train, val, contract)
 
 
 class CachedTextBuilder:
@@ -80,19 +110,8 @@ class CachedTextBuilder:
         covered = np.asarray(val_tokens[: len(val) * block_size + 1])
         bytes_per_token = len(tokenizer.decode(covered[1:].tolist()).encode("utf-8")) / (len(covered) - 1)
         baseline = unigram_loss(train_tokens[: len(train) * block_size], covered[1:], tokenizer.vocab_size)
-        rank_zero_info(
-            f"Data: {len(train):,} training and {len(val):,} validation blocks of "
-            f"{block_size} tokens; unigram baseline loss {baseline:.3f}"
-        )
-        contract = DataContract(
-            tokenizer,
-            block_size,
-            layout="blocks",
-            val_bytes_per_token=bytes_per_token,
-            unigram_loss=baseline,
-            data_fingerprint=source.fingerprint(source.train_data),
-        )
-        return Built(train, val, contract)
+        fingerprint = source.fingerprint(source.train_data)
+        return built_blocks(train, val, tokenizer, block_size, bytes_per_token, baseline, fingerprint)
 
 
 class StreamedTextBuilder:
