@@ -108,7 +108,7 @@ def test_adapter_finetuning_lowers_validation_loss_and_exports(method, base_dir,
     assert not torch.equal(merged.blocks[0].attn.qkv.weight, base.blocks[0].attn.qkv.weight)  # adapter merged in
     assert torch.equal(merged.wte.weight, base.wte.weight)  # untargeted weights unchanged
     ckpt = (root / "checkpoints" / "last.ckpt").stat().st_size
-    assert ckpt < (base_dir / "model.safetensors").stat().st_size  # the checkpoint holds the adapter only
+    assert ckpt < ModelDir(base_dir).weights_file.stat().st_size  # the checkpoint holds the adapter only
 
 
 def test_lora_run_resumes_from_its_checkpoint(base_dir, tmp_path, logged):
