@@ -16,6 +16,7 @@ execute code. Importing this module does not import torch (``litllm prepare`` wo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -194,6 +195,7 @@ class ModelDir:
             state.pop("lm_head.weight", None)  # the same storage as wte.weight
         tmp = self.weights_file.with_name(self.WEIGHTS + ".tmp")
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
+        tmp.chmod(_file_mode())  # safetensors creates 0600; others sharing the model directory must read it
         tmp.replace(self.weights_file)
         self.save_config(model.config)
         if tokenizer is not None:
@@ -213,6 +215,13 @@ class ModelDir:
     def save_template(self, template: Template) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.template_file.write_text(json.dumps({"name": template.name}) + "\n")
+
+
+def _file_mode() -> int:
+    """The mode a new file gets under this process's umask (as ``open`` would create it)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _unique_shapes(model: GPT) -> dict[str, tuple[int, ...]]:
