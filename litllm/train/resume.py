@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerStatus
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from litllm.errors import CheckpointError
+from litllm.errors import CheckpointError, UserError
 
 INTERRUPTED = "interrupted"
 """File name (without .ckpt) of the checkpoint written when a run stops early."""
@@ -54,7 +54,11 @@ class InterruptCheckpoint(Checkpoint):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.global_step == 0 or trainer.lightning_module is None:
             return
-        trainer.save_checkpoint(self.ckpt_path)
+        try:
+            trainer.save_checkpoint(self.ckpt_path)
+        except UserError as err:  # e.g. the divergence guard refusing non-finite weights
+            _say(f"no checkpoint written on stopping: {err}")
+            return
         why = "interrupted" if isinstance(exception, (KeyboardInterrupt, SystemExit)) else "stopped by an error"
         _say(
             f"run {why} at step {trainer.global_step}: checkpoint written to {self.ckpt_path}; "
