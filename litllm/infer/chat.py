@@ -100,6 +100,7 @@ def chat_main(args: list[str], stdin: TextIO | None = None, stdout: TextIO | Non
     add_sampling_args(parser, max_new_tokens=256)
     parser.add_argument("--system", default=None, help="a system message (models with a template only)")
     opts = parser.parse_args(args)
+    sampling = sampling_kwargs(opts)  # checked before the model is loaded
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
 
     model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
@@ -109,4 +110,4 @@ def chat_main(args: list[str], stdin: TextIO | None = None, stdout: TextIO | Non
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(opts.seed)
     conversation = Conversation(template, opts.system, stop=tuple(opts.stop))
     with one_line_warnings():
-        chat_loop(model, tokenizer, conversation, stdin, stdout, generator=generator, **sampling_kwargs(opts))
+        chat_loop(model, tokenizer, conversation, stdin, stdout, generator=generator, **sampling)

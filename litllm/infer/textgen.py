@@ -19,7 +19,7 @@ from typing import TextIO
 import torch
 
 from litllm._moved import warn_renamed
-from litllm.errors import DataError
+from litllm.errors import ConfigError, DataError
 from litllm.infer.generate import generate_tokens
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
@@ -188,6 +188,16 @@ def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 200
 
 
 def sampling_kwargs(opts: argparse.Namespace) -> dict:
+    """The sampling settings of ``opts``, each checked (``ConfigError`` names the first bad one)."""
+    checks = [
+        ("--max_new_tokens", opts.max_new_tokens, opts.max_new_tokens >= 1, "at least 1"),
+        ("--temperature", opts.temperature, opts.temperature >= 0, "0 (greedy) or more"),
+        ("--top_k", opts.top_k, opts.top_k >= 0, "0 (all tokens) or more"),
+        ("--top_p", opts.top_p, 0 < opts.top_p <= 1, "in (0, 1]"),
+    ]
+    for flag, value, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{flag} {value} is out of range: it must be {expected}")
     return {
         "max_new_tokens": opts.max_new_tokens,
         "temperature": opts.temperature,
@@ -215,6 +225,7 @@ def generate_main(args: list[str]) -> None:
     parser.add_argument("--prompts_file", default=None, help="a file of prompts, one per line, run one after another")
     parser.add_argument("--output", default=None, help="also write {prompt, completion} records to this JSONL file")
     opts = parser.parse_args(args)
+    sampling = sampling_kwargs(opts)  # checked before the model is loaded
 
     prompts = read_prompts(opts.prompts_file) if opts.prompts_file else [opts.prompt]
     model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
@@ -231,7 +242,7 @@ def generate_main(args: list[str]) -> None:
                 write("\n\n")
             write(prompt)
             completion = stream_text(
-                model, tokenizer, prompt, stop=opts.stop, generator=generator, write=write, **sampling_kwargs(opts)
+                model, tokenizer, prompt, stop=opts.stop, generator=generator, write=write, **sampling
             )
             records.append({"prompt": prompt, "completion": completion})
     write("\n")

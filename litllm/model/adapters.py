@@ -102,11 +102,26 @@ def merge_lora(peft_model, base: GPT | None = None) -> GPT:
     from peft.utils import get_peft_model_state_dict
 
     if base is None:
-        return copy.deepcopy(peft_model).merge_and_unload()
+        return _untie_adapted_head(copy.deepcopy(peft_model)).merge_and_unload()
     adapter_state = get_peft_model_state_dict(peft_model)
     fresh = get_peft_model(base, copy.deepcopy(peft_model.peft_config["default"]))
     set_peft_model_state_dict(fresh, {k: v.detach().float().cpu() for k, v in adapter_state.items()})
-    return fresh.merge_and_unload()
+    return _untie_adapted_head(fresh).merge_and_unload()
+
+
+def _untie_adapted_head(peft_model):
+    """Give an adapted head its own weight before merging, when it shares it with the embedding.
+
+    With a tied head (GPT-2 style) LoRA on ``lm_head`` changes only the output projection during
+    training; merging into the shared matrix would also change every input embedding. The merged
+    model therefore gets an untied head (its config says so) and keeps the embedding as it was.
+    """
+    model = peft_model.get_base_model()
+    head = model.lm_head
+    if model.config.tie_embeddings and hasattr(head, "base_layer"):
+        head.base_layer.weight = nn.Parameter(head.base_layer.weight.detach().clone())
+        model.config.tie_embeddings = False
+    return peft_model
 
 
 def save_adapter(peft_model, directory: str | Path) -> Path:

@@ -16,6 +16,7 @@ execute code. Importing this module does not import torch (``litllm prepare`` wo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -186,14 +187,19 @@ class ModelDir:
         ``state_dict`` replaces the model's own (e.g. gathered from FSDP shards). Weights are written to a
         temporary name and renamed, so a crash never leaves a truncated ``model.safetensors``.
         """
+        import torch
         from safetensors.torch import save_file
 
-        self.path.mkdir(parents=True, exist_ok=True)
         state = model.state_dict() if state_dict is None else dict(state_dict)
         if model.config.tie_embeddings:
             state.pop("lm_head.weight", None)  # the same storage as wte.weight
+        for name, tensor in state.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise CheckpointError(f"not writing {self.path}: weight {name!r} holds NaN or infinite values")
+        self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.weights_file.with_name(self.WEIGHTS + ".tmp")
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
+        tmp.chmod(_file_mode())  # safetensors creates 0600; others sharing the model directory must read it
         tmp.replace(self.weights_file)
         self.save_config(model.config)
         if tokenizer is not None:
@@ -213,6 +219,13 @@ class ModelDir:
     def save_template(self, template: Template) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.template_file.write_text(json.dumps({"name": template.name}) + "\n")
+
+
+def _file_mode() -> int:
+    """The mode a new file gets under this process's umask (as ``open`` would create it)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _unique_shapes(model: GPT) -> dict[str, tuple[int, ...]]:

@@ -111,6 +111,8 @@ class LLMModule(L.LightningModule):
         self.template: Template | None = None
         self.val_loss = MeanMetric()
         self._step_tokens: torch.Tensor | None = None  # labelled tokens seen since the last optimizer step
+        self.train_loss: torch.Tensor | None = None
+        """Mean loss per labelled token of the latest training micro-batch (read by ``DivergenceGuard``)."""
         # Adapter runs checkpoint only the adapter; the base weights come from model.init_from.
         self.strict_loading = method == "full"
 

@@ -173,6 +173,10 @@ class SampleGeneration(Callback):
                 eos_id=None if fixed_length else tokenizer.eot_id,
                 generator=generator,
             )
+        except RuntimeError as err:  # a diverging model's probabilities are not finite: report, do not crash
+            if "probability tensor" not in str(err):
+                raise
+            return "(no sample: the model's output probabilities are not finite)"
         finally:
             model.train(was_training)
         new_ids = out[0, len(ids) :].tolist()
@@ -287,4 +291,6 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def default_callbacks() -> list[Callback]:
-    return [SpeedMonitor(), SampleGeneration(), LossCurve(), ModelExport()]
+    from litllm.train.guard import DivergenceGuard
+
+    return [SpeedMonitor(), SampleGeneration(), LossCurve(), ModelExport(), DivergenceGuard()]

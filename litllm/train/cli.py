@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+from litllm.train.resume import exit_if_interrupted, load_checkpoint, nonzero_exit_when_stopped, resolve_ckpt_path
 
 
 def _cli_class():
@@ -44,10 +47,36 @@ def _cli_class():
                     "class_path": "lightning.pytorch.loggers.CSVLogger",
                     "init_args": {"save_dir": root, "name": "logs"},
                 }
-            for callback in trainer.callbacks or []:
+            callbacks = trainer.callbacks = list(trainer.callbacks or [])
+            for callback in callbacks:
                 class_path = getattr(callback, "class_path", "")
                 if class_path.endswith("ModelCheckpoint") and callback.init_args.get("dirpath") is None:
                     callback.init_args["dirpath"] = os.path.join(root, "checkpoints")
+            if not any(getattr(c, "class_path", "").endswith("OnExceptionCheckpoint") for c in callbacks):
+                # Ctrl-C, SIGTERM (SLURM, pre-emption) or a crash: a checkpoint of the last completed step,
+                # which --ckpt_path last picks up when it is newer than last.ckpt.
+                callbacks.append(
+                    {
+                        "class_path": "litllm.train.resume.InterruptCheckpoint",
+                        "init_args": {"dirpath": os.path.join(root, "checkpoints")},
+                    }
+                )
+
+        def _parse_ckpt_path(self) -> None:
+            # For fit, LightningCLI would replace the recipe's and the command line's model settings by
+            # those saved in the checkpoint, silently; litllm keeps the run's and compares them in
+            # resolve_ckpt_path. validate/test still build the model the checkpoint was trained as.
+            subcommand = self.config.get("subcommand")
+            if subcommand is None or subcommand == "fit":
+                return
+            path = self.config[subcommand].get("ckpt_path")
+            if path and Path(path).is_file():
+                load_checkpoint(Path(path))  # one clear line for an unsafe or truncated file
+            super()._parse_ckpt_path()
+
+        def before_fit(self) -> None:
+            config = self.config_init[self.subcommand]
+            config["ckpt_path"] = resolve_ckpt_path(self.trainer, config.get("ckpt_path"), self.model)
 
     return LitLLMCLI
 
@@ -69,7 +98,10 @@ def finetune_main(args: list[str]) -> None:
     if method != "dpo":
         rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
     cli = run_lightning(rest, run=False)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    ckpt_path = resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path"), cli.model)
+    with nonzero_exit_when_stopped():
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    exit_if_interrupted(cli.trainer)
 
 
 def run_lightning(args: list[str] | None = None, run: bool = True):
@@ -94,4 +126,6 @@ def run_lightning(args: list[str] | None = None, run: bool = True):
 
 def lightning_main(argv: list[str] | None = None) -> None:
     """``litllm fit|validate|test ...``: ``argv`` is the whole command after ``litllm`` (None: ``sys.argv``)."""
-    run_lightning(argv)
+    with nonzero_exit_when_stopped():
+        cli = run_lightning(argv)
+    exit_if_interrupted(cli.trainer)

@@ -121,6 +121,7 @@ class DPOModule(LLMModule):
     # ------------------------------------------------------------------ Lightning hooks
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.dpo_step(batch)
+        self.train_loss = out["loss"].detach()
         if self.is_logging_step():
             for key, value in out.items():
                 self.log(f"train/{key}", value, on_step=True, on_epoch=False, prog_bar=key in ("loss", "accuracy"))

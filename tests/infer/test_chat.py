@@ -13,7 +13,7 @@ from litllm.model.templates import Alpaca
 @pytest.fixture
 def model_dir(tmp_path, small_tokenizer):
     torch.manual_seed(0)
-    return ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
+    return ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer).path
 
 
 @pytest.fixture

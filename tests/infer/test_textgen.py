@@ -79,3 +79,24 @@ def test_model_dir_option_keeps_its_old_name(capsys):
     _moved._warned.discard("--checkpoint")
     assert parser.parse_args(["--checkpoint", "b"]).model_dir == "b"
     assert capsys.readouterr().err.strip() == "litllm: --checkpoint is now --model_dir (the old name still works)"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("max_new_tokens", -1, "--max_new_tokens -1 is out of range: it must be at least 1"),
+        ("temperature", -1.0, r"--temperature -1.0 is out of range: it must be 0 \(greedy\) or more"),
+        ("top_p", 2.0, r"--top_p 2.0 is out of range: it must be in \(0, 1\]"),
+        ("top_k", -5, "--top_k -5 is out of range"),
+    ],
+)
+def test_sampling_arguments_are_checked(flag, value, message):
+    import argparse
+
+    from litllm.errors import ConfigError
+    from litllm.infer.textgen import sampling_kwargs
+
+    opts = argparse.Namespace(max_new_tokens=10, temperature=0.8, top_k=50, top_p=1.0)
+    setattr(opts, flag, value)
+    with pytest.raises(ConfigError, match=message):
+        sampling_kwargs(opts)

@@ -21,7 +21,17 @@ def tiny_model_dir(tmp_path_factory, small_tokenizer) -> Path:
     model = GPT(
         ModelConfig.from_name("tiny-llama", block_size=256, n_embd=128, n_head=4, n_kv_head=2, intermediate_size=256)
     )
-    return ModelDir(tmp_path_factory.mktemp("base") / "model").save(model, small_tokenizer)
+    return ModelDir(tmp_path_factory.mktemp("base") / "model").save(model, small_tokenizer).path
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2_model_dir(tmp_path_factory, small_tokenizer) -> Path:
+    """A small GPT-2-style model directory: biases, LayerNorm, learned positions, GELU (what the default
+    recipes produce), so that every finetuning method is also tried on a model with biases."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256, n_embd=128, n_head=4, dropout=0.1))
+    assert model.blocks[0].attn.qkv.bias is not None and model.config.position == "learned"
+    return ModelDir(tmp_path_factory.mktemp("base_gpt2") / "model").save(model, small_tokenizer).path
 
 
 def _logged(root: Path, key: str) -> list[tuple[int, float]]:

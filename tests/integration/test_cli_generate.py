@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def model_dir(tmp_path, small_tokenizer):
     torch.manual_seed(0)
-    return ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer)
+    return ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer).path
 
 
 def gen(capsys, model_dir, *args: str) -> str:

@@ -83,7 +83,11 @@ def validation_loss_of(model_dir: Path, cache: Path) -> float:
 
 
 @pytest.mark.parametrize("method", ["lora", "qlora"])
-def test_adapter_finetuning_lowers_validation_loss_and_exports(method, base_dir, tmp_path, logged):
+@pytest.mark.parametrize("style", ["llama", "gpt2"])
+def test_adapter_finetuning_lowers_validation_loss_and_exports(
+    method, style, tiny_model_dir, tiny_gpt2_model_dir, tmp_path, logged
+):
+    base_dir = tiny_model_dir if style == "llama" else tiny_gpt2_model_dir
     root = tmp_path / "run"
     main(
         args(
@@ -125,7 +129,9 @@ def test_lora_run_resumes_from_its_checkpoint(base_dir, tmp_path, logged):
     assert steps[:2] == [4, 9] and len(steps) >= 3 and all(s > 10 for s in steps[2:])  # the second run went on from 10
 
 
-def test_full_finetuning_writes_a_complete_model(base_dir, tmp_path):
+@pytest.mark.parametrize("style", ["llama", "gpt2"])
+def test_full_finetuning_writes_a_complete_model(style, tiny_model_dir, tiny_gpt2_model_dir, tmp_path):
+    base_dir = tiny_model_dir if style == "llama" else tiny_gpt2_model_dir
     root = tmp_path / "run"
     main(args("full", base_dir, root, 6))
     model, _ = ModelDir(root / "final").load()

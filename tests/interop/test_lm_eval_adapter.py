@@ -32,7 +32,7 @@ QUESTIONS = [
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, small_tokenizer):
     torch.manual_seed(0)
-    return ModelDir(tmp_path_factory.mktemp("m")).save(GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer)
+    return ModelDir(tmp_path_factory.mktemp("m")).save(GPT(ModelConfig.from_name("tiny-llama")), small_tokenizer).path
 
 
 def request(kind: str, *args) -> Instance:

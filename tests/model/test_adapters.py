@@ -39,8 +39,15 @@ def test_unknown_target_names_the_existing_layers():
         apply_lora(model(), 4, 8, 0.0, ["q_proj"])
 
 
-def test_merged_lora_equals_adapter_model():
-    peft_model = apply_lora(model(), 4, 8, 0.0, ["qkv", "proj", "up", "down", "gate"])
+@pytest.mark.parametrize(
+    ("arch", "targets"),
+    [
+        ("tiny-llama", ["qkv", "proj", "up", "down", "gate"]),
+        ("tiny-gpt2", ["qkv", "proj", "up", "down", "lm_head"]),  # biases, and a head tied to the embedding
+    ],
+)
+def test_merged_lora_equals_adapter_model(arch, targets):
+    peft_model = apply_lora(model(arch), 4, 8, 0.0, targets)
     nudge(peft_model)
     idx = torch.randint(0, 512, (2, 24))
     with torch.no_grad():
@@ -49,6 +56,9 @@ def test_merged_lora_equals_adapter_model():
         torch.testing.assert_close(merged(idx), with_adapter, rtol=1e-4, atol=1e-5)
         assert type(merged) is GPT
         torch.testing.assert_close(peft_model(idx), with_adapter)  # merging did not touch the original
+        if "lm_head" in targets:  # an adapted tied head is untied: the embedding keeps its trained value
+            assert not merged.config.tie_embeddings
+            torch.testing.assert_close(merged.wte.weight, peft_model.get_base_model().wte.weight)
 
 
 def test_adapter_directory_loads_with_peft(tmp_path):

@@ -67,3 +67,15 @@ def test_template_and_config_round_trip(tmp_path):
 def test_save_leaves_no_temporary_file(tmp_path):
     ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-llama")))
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_weights_get_the_same_permissions_as_the_other_files(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-gpt2")))
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert modes == {"model.safetensors": 0o644, "config.json": 0o644}

@@ -17,7 +17,7 @@ from litllm.train.dpo import preference_loss, sequence_logprobs
 def model_dir(tmp_path_factory, small_tokenizer):
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256))
-    return ModelDir(tmp_path_factory.mktemp("m") / "model").save(model, small_tokenizer)
+    return ModelDir(tmp_path_factory.mktemp("m") / "model").save(model, small_tokenizer).path
 
 
 @pytest.fixture(scope="module")

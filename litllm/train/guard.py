@@ -1,0 +1,244 @@
+"""The divergence guard: a run whose loss or gradients blow up does not go on, or end, silently.
+
+Every optimizer step (on GPU every ``check_every_n_steps``, so that the check adds no host-device
+synchronisation beyond what logging does) the guard looks, before the update is applied, at the
+step's mean loss and the gradient norm. A step is *bad* when either is NaN or infinite, when the loss
+is above ``max_loss_factor`` x ln(vocabulary) (a model that bad has left the uniform-guess loss far
+behind, upwards), or when it spikes above ``spike_factor`` x the median of the last ``window`` good
+steps. What happens then is the ``policy``:
+
+- ``skip``: the update is dropped (the step and its data count, the weights do not change), with a line;
+  after ``max_skips_in_a_row`` bad steps in a row it stops as ``stop`` does.
+- ``rollback`` (default): bad steps are skipped; after ``patience`` in a row the weights and optimizer
+  state of the last good snapshot (kept in CPU memory every ``snapshot_every_n_steps``) come back, the
+  learning rate is multiplied by ``lr_factor``, and training goes on with the next data; after
+  ``max_rollbacks`` it stops as ``stop`` does.
+- ``stop``: the run ends with one message (step, loss, the parameter with the largest or first
+  non-finite gradient, and what to try) and a non-zero exit; the weights are those of the last good step.
+
+Under data parallelism every process takes the same decision: the loss is averaged over processes and
+the gradients are already reduced.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+from collections import deque
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from litllm.errors import UserError
+
+
+class DivergenceError(UserError):
+    """Training diverged and the guard's policy says stop."""
+
+
+class DivergenceGuard(Callback):
+    """Detect non-finite or exploding losses and gradients before they reach the weights.
+
+    Args:
+        policy: ``rollback``, ``skip`` or ``stop`` (see the module documentation).
+        spike_factor: A loss above this multiple of the recent median is a spike.
+        window: Good steps the median is taken over (spikes are only judged once it is full).
+        max_loss_factor: A loss above this multiple of ln(vocabulary size) is divergence (0: no ceiling).
+        patience: Consecutive bad steps before a rollback.
+        lr_factor: Learning-rate multiplier applied at each rollback.
+        max_rollbacks: Rollbacks before giving up (then the run stops).
+        max_skips_in_a_row: With ``skip``, consecutive skipped steps before the run stops (a run that
+            cannot take a single good step has diverged for good).
+        snapshot_every_n_steps: How often a good step's trainable weights and optimizer state are copied
+            to CPU memory for ``rollback``.
+        check_every_n_steps: On GPU, check every this many steps (None: the trainer's
+            ``log_every_n_steps``); on CPU every step is checked (it costs no synchronisation there).
+    """
+
+    def __init__(
+        self,
+        policy: Literal["rollback", "skip", "stop"] = "rollback",
+        spike_factor: float = 3.0,
+        window: int = 50,
+        max_loss_factor: float = 2.0,
+        patience: int = 3,
+        lr_factor: float = 0.1,
+        max_rollbacks: int = 10,
+        max_skips_in_a_row: int = 20,
+        snapshot_every_n_steps: int = 100,
+        check_every_n_steps: int | None = None,
+    ) -> None:
+        self.policy, self.spike_factor, self.max_loss_factor = policy, spike_factor, max_loss_factor
+        self.patience, self.lr_factor, self.max_rollbacks = patience, lr_factor, max_rollbacks
+        self.max_skips_in_a_row = max_skips_in_a_row
+        self.snapshot_every_n_steps, self.check_every_n_steps = snapshot_every_n_steps, check_every_n_steps
+        self.history: deque[float] = deque(maxlen=window)
+        self.skipped = self.rollbacks = self._bad_in_a_row = 0
+        self._losses: list[torch.Tensor] = []
+        self._snapshot: tuple[int, list[torch.Tensor], dict] | None = None
+
+    # ------------------------------------------------------------------ what a step looked like
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        # One entry per micro-batch: the module's mean loss per token, not the scaled/summed loss backward sees.
+        mean = getattr(pl_module, "train_loss", None)
+        self._losses.append(mean if mean is not None else loss.detach())
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        losses, self._losses = self._losses, []
+        if not self._checks(trainer, pl_module) or not losses:
+            return
+        mean_loss = torch.stack([x.float() for x in losses]).mean()
+        if trainer.world_size > 1:
+            mean_loss = trainer.strategy.reduce(mean_loss, reduce_op="mean")
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
+            norm = norm.full_tensor()
+        value, grad_norm = float(mean_loss), float(norm)
+        why = self._why_bad(value, grad_norm, pl_module)
+        if why is None:
+            self._good_step(trainer, pl_module, optimizer, value)
+            return
+        self._bad_in_a_row += 1
+        if self.policy == "stop":
+            self._stop(trainer, pl_module, value, why)
+        if self.policy == "skip" and self._bad_in_a_row > self.max_skips_in_a_row:
+            self._stop(trainer, pl_module, value, f"{why}, {self._bad_in_a_row} steps in a row")
+        if self.policy == "rollback" and self._bad_in_a_row >= self.patience:
+            self._rollback(trainer, pl_module, optimizer, value, why)
+        else:
+            self._skip(trainer, pl_module, value, why)
+
+    def _checks(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+        if pl_module.device.type == "cpu":
+            return True
+        every = self.check_every_n_steps or trainer.log_every_n_steps
+        return trainer.global_step % every == 0
+
+    def _why_bad(self, loss: float, grad_norm: float, pl_module: L.LightningModule) -> str | None:
+        if not math.isfinite(loss):
+            return f"the loss is {loss}"
+        if not math.isfinite(grad_norm):
+            return f"the gradient norm is {grad_norm}"
+        config = getattr(pl_module, "config", None)
+        if self.max_loss_factor and config is not None:
+            ceiling = self.max_loss_factor * math.log(config.vocab_size)
+            if loss > ceiling:
+                return f"the loss {loss:.4g} is above {self.max_loss_factor:g} x ln(vocabulary) = {ceiling:.3g}"
+        if len(self.history) == self.history.maxlen:
+            median = statistics.median(self.history)
+            if loss > self.spike_factor * median:
+                return f"the loss {loss:.4g} spiked above {self.spike_factor:g} x the recent median {median:.4g}"
+        return None
+
+    # ------------------------------------------------------------------ what the guard does
+    def _good_step(self, trainer, pl_module, optimizer, loss: float) -> None:
+        self._bad_in_a_row = 0
+        self.history.append(loss)
+        if self.policy == "rollback" and (
+            self._snapshot is None or trainer.global_step - self._snapshot[0] >= self.snapshot_every_n_steps
+        ):
+            self._snapshot = (trainer.global_step, _trainable_copy(pl_module), _to_cpu(optimizer.state_dict()))
+
+    def _skip(self, trainer, pl_module, loss: float, why: str) -> None:
+        for param in pl_module.parameters():
+            param.grad = None  # AdamW leaves a parameter without a gradient untouched
+        self.skipped += 1
+        _say(trainer, f"step {trainer.global_step}: {why}; update skipped ({self.skipped} so far)")
+
+    def _rollback(self, trainer, pl_module, optimizer, loss: float, why: str) -> None:
+        if self._snapshot is None or self.rollbacks >= self.max_rollbacks:
+            self._stop(trainer, pl_module, loss, f"{why}, after {self.rollbacks} rollback(s)")
+        step, weights, state = self._snapshot
+        with torch.no_grad():
+            for param, saved in zip(_trainable(pl_module), weights):
+                _local(param).copy_(saved)
+                param.grad = None
+        optimizer.load_state_dict(state)
+        for config in trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            scheduler.base_lrs = [lr * self.lr_factor for lr in scheduler.base_lrs]
+        for group in optimizer.param_groups:
+            group["lr"] *= self.lr_factor
+        self.rollbacks += 1
+        self._bad_in_a_row = 0
+        self.history.clear()
+        _say(
+            trainer,
+            f"step {trainer.global_step}: {why} {self.patience} steps in a row; rolled back to the weights "
+            f"of step {step}, learning rate x{self.lr_factor:g} (rollback {self.rollbacks} of {self.max_rollbacks})",
+        )
+
+    def _stop(self, trainer, pl_module, loss: float, why: str) -> None:
+        name, grad = _worst_gradient(pl_module)
+        for param in pl_module.parameters():
+            param.grad = None
+        raise DivergenceError(
+            f"training diverged at step {trainer.global_step}: {why} (largest gradient: {name}, {grad}). "
+            "Try a lower model.learning_rate (litllm lr-find), trainer.gradient_clip_val 1.0, or a longer "
+            "model.warmup_steps; see docs/troubleshooting.md"
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """No checkpoint is written with NaN or infinite weights (whatever the policy)."""
+        for name, tensor in checkpoint.get("state_dict", {}).items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(_local(tensor)).all()):
+                raise DivergenceError(
+                    f"not writing a checkpoint at step {trainer.global_step}: weight {name!r} holds NaN or "
+                    "infinite values (the run diverged); see docs/troubleshooting.md"
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"skipped": self.skipped, "rollbacks": self.rollbacks, "history": list(self.history)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.skipped, self.rollbacks = state_dict["skipped"], state_dict["rollbacks"]
+        self.history.extend(state_dict["history"])
+
+
+def _say(trainer: L.Trainer, message: str) -> None:
+    if trainer.is_global_zero:
+        print(f"litllm: divergence guard: {message}", file=sys.stderr)
+
+
+def _trainable(pl_module: L.LightningModule) -> list[torch.nn.Parameter]:
+    return [p for p in pl_module.parameters() if p.requires_grad]
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This process's part of a parameter (FSDP2 shards parameters as DTensors)."""
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
+
+
+def _trainable_copy(pl_module: L.LightningModule) -> list[torch.Tensor]:
+    return [_local(p).detach().to("cpu", copy=True) for p in _trainable(pl_module)]
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return _local(value).detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def _worst_gradient(pl_module: L.LightningModule) -> tuple[str, str]:
+    """The parameter with the first non-finite gradient, else the largest gradient norm."""
+    worst, worst_norm = "none", -1.0
+    for name, param in pl_module.named_parameters():
+        if param.grad is None:
+            continue
+        norm = float(_local(param.grad).float().norm())
+        if not math.isfinite(norm):
+            return name, f"norm {norm}"
+        if norm > worst_norm:
+            worst, worst_norm = name, norm
+    return worst, f"norm {worst_norm:.4g}"

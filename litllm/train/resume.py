@@ -1,0 +1,173 @@
+"""Resuming and interrupting runs: what ``--ckpt_path`` means, and how a stopped run ends.
+
+``--ckpt_path last`` takes the newest of the run's ``last.ckpt`` and the checkpoint written when the run
+was interrupted (Ctrl-C, SIGTERM from SLURM or a pre-empted cloud machine, or a crash); with neither it
+says where it looked and starts from step 0. A checkpoint file is opened without running any code
+(``weights_only``): one that would need code to load is refused, never loaded unsafely.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerStatus
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from litllm.errors import CheckpointError, UserError
+
+INTERRUPTED = "interrupted"
+"""File name (without .ckpt) of the checkpoint written when a run stops early."""
+
+
+def _say(message: str) -> None:
+    if os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"litllm: {message}", file=sys.stderr)
+
+
+class InterruptCheckpoint(Checkpoint):
+    """Save a checkpoint of the last completed step when a run stops early, and say where it is.
+
+    Ctrl-C, SIGTERM (what SLURM and cloud pre-emption send; Lightning turns it into an exception at the
+    next step) and any error during training or validation land here. Nothing is written before the
+    first optimizer step (there is nothing to keep), and a finished run removes the file. (Not Lightning's
+    ``OnExceptionCheckpoint``: with one of those, a plain ``fit`` silently resumes from the last checkpoint.)
+
+    Args:
+        dirpath: The run's checkpoint directory.
+        filename: File name without ``.ckpt``.
+    """
+
+    def __init__(self, dirpath: str, filename: str = INTERRUPTED) -> None:
+        self.dirpath, self.filename = dirpath, filename
+
+    @property
+    def ckpt_path(self) -> str:
+        return os.path.join(self.dirpath, self.filename + ".ckpt")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.global_step == 0 or trainer.lightning_module is None:
+            return
+        try:
+            trainer.save_checkpoint(self.ckpt_path)
+        except UserError as err:  # e.g. the divergence guard refusing non-finite weights
+            _say(f"no checkpoint written on stopping: {err}")
+            return
+        why = "interrupted" if isinstance(exception, (KeyboardInterrupt, SystemExit)) else "stopped by an error"
+        _say(
+            f"run {why} at step {trainer.global_step}: checkpoint written to {self.ckpt_path}; "
+            "continue with --ckpt_path last"
+        )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.state.status != TrainerStatus.INTERRUPTED:  # finished: the interruption is history
+            trainer.strategy.remove_checkpoint(self.ckpt_path)
+
+
+def resume_candidates(trainer: L.Trainer) -> tuple[list[Path], list[Path]]:
+    """The checkpoints ``last`` may mean, and the directories searched for them."""
+    found, searched = [], []
+    for callback in trainer.callbacks:
+        if isinstance(callback, InterruptCheckpoint):
+            searched.append(Path(callback.dirpath))
+            found.append(Path(callback.ckpt_path))
+        elif isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            searched.append(Path(callback.dirpath))
+            found.extend(Path(callback.dirpath).glob(f"{callback.CHECKPOINT_NAME_LAST}*{callback.FILE_EXTENSION}"))
+    return [p for p in found if p.is_file()], sorted(set(searched))
+
+
+FIXED_ON_RESUME = ("method", "lora_r", "lora_alpha", "lora_targets", "quant_type", "beta", "loss_type")
+"""Module settings a resumed run cannot change (the checkpoint's state only makes sense with them)."""
+SHAPE_FIELDS_FREE = ("dropout",)
+"""Model config fields that may differ on resume (everything else is the architecture)."""
+
+
+def resolve_ckpt_path(trainer: L.Trainer, ckpt_path: str | None, module: L.LightningModule | None = None) -> str | None:
+    """The checkpoint to resume from (checked to be a safe, complete file), or None to start at step 0.
+
+    With ``module``, the checkpoint's settings are compared with the run's: the run's own values are
+    used and every difference is printed, or refused when it cannot work (architecture, method).
+    """
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        found, searched = resume_candidates(trainer)
+        if not found:
+            where = ", ".join(str(d) for d in searched) or "(no checkpoint directory configured)"
+            _say(f"--ckpt_path last: no checkpoint to resume in {where}; training starts at step 0")
+            return None
+        path = max(found, key=lambda p: p.stat().st_mtime)
+    else:
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    state = load_checkpoint(path)
+    if module is not None:
+        compare_settings(state, module, path)
+    _say(f"resuming from {path} (step {int(state.get('global_step', 0))})")
+    return str(path)
+
+
+def compare_settings(state: dict, module: L.LightningModule, path: Path) -> None:
+    """Refuse a resume that would change the architecture or method; print every other changed setting."""
+    saved_config = state.get("litllm", {}).get("model_config") or {}
+    config = getattr(module, "config", None)
+    if saved_config and config is not None:
+        own = config.to_dict()
+        for key, value in saved_config.items():
+            if key not in SHAPE_FIELDS_FREE and key in own and own[key] != value:
+                raise CheckpointError(
+                    f"{path} was trained with model {key}={value!r}, this run has {own[key]!r}: "
+                    "a run resumes with the architecture it was trained with"
+                )
+    saved = {**state.get("hyper_parameters", {})}
+    saved.setdefault("init_from", saved.get("checkpoint"))
+    for key, value in module.hparams.items():
+        if key.startswith("_") or key in ("checkpoint", "init_from", "arch", "arch_overrides") or key not in saved:
+            continue
+        before = saved[key]
+        if isinstance(before, (list, tuple)) and isinstance(value, (list, tuple)):
+            before, value = list(before), list(value)
+        if before == value:
+            continue
+        if key in FIXED_ON_RESUME:
+            raise CheckpointError(f"{path} was trained with model.{key}={before!r}; it cannot resume with {value!r}")
+        _say(f"resuming with model.{key}={value!r} (the checkpoint was trained with {before!r})")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Open a Lightning checkpoint without running code (tensors memory-mapped); one clear error if it cannot be."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} is not a safe checkpoint: loading it would run code from the file, which litllm never does"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is truncated or not a checkpoint ({first})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict in it)")
+    return state
+
+
+@contextmanager
+def nonzero_exit_when_stopped():
+    """A run stopped by SIGTERM exits with 143 (Lightning's SIGTERMException would exit with 0)."""
+    try:
+        yield
+    except SIGTERMException:
+        sys.exit(143)
+
+
+def exit_if_interrupted(trainer: L.Trainer) -> None:
+    """After ``fit``: a run that did not finish exits non-zero (Ctrl-C already exits with 1 inside Lightning)."""
+    if trainer.state.status == TrainerStatus.INTERRUPTED:
+        sys.exit(143 if trainer.received_sigterm else 130)
