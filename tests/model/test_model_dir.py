@@ -36,11 +36,21 @@ def test_missing_file_is_named(tmp_path, small_tokenizer):
 
 
 def test_non_finite_weights_are_refused_by_name(tmp_path, small_tokenizer):
+    from safetensors.torch import load_file, save_file
+
     model = GPT(ModelConfig.from_name("tiny-gpt2"))
     with torch.no_grad():
         model.blocks[0].attn.qkv.weight[0, 0] = float("nan")
-    ModelDir(tmp_path / "m").save(model, small_tokenizer)
-    with pytest.raises(CheckpointError, match=r"tensor 'blocks.0.attn.qkv.weight' holds NaN"):
+    with pytest.raises(CheckpointError, match=r"not writing .*: weight 'blocks.0.attn.qkv.weight' holds NaN"):
+        ModelDir(tmp_path / "m").save(model, small_tokenizer)
+    assert not (tmp_path / "m").exists()  # nothing half-written either
+    # A directory written by something else with NaN weights is refused on loading, naming the tensor.
+    ModelDir(tmp_path / "m").save(GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer)
+    weights = tmp_path / "m" / "model.safetensors"
+    state = load_file(weights)
+    state["blocks.0.attn.qkv.weight"][0, 0] = float("inf")
+    save_file(state, weights)
+    with pytest.raises(CheckpointError, match=r"tensor 'blocks.0.attn.qkv.weight' holds NaN or infinite"):
         ModelDir(tmp_path / "m").load()
 
 
