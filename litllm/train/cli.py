@@ -6,8 +6,11 @@ every child process, so each verb parses the arguments it was given.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from litllm.train.resume import exit_if_interrupted, load_checkpoint, nonzero_exit_when_stopped, resolve_ckpt_path
@@ -97,7 +100,8 @@ def finetune_main(args: list[str]) -> None:
     method, rest = args[0], list(args[1:])
     if method != "dpo":
         rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
-    cli = run_lightning(rest, run=False)
+    with one_line_config_errors():
+        cli = run_lightning(rest, run=False)
     ckpt_path = resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path"), cli.model)
     with nonzero_exit_when_stopped():
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
@@ -109,6 +113,9 @@ def run_lightning(args: list[str] | None = None, run: bool = True):
     from litllm.data import LLMDataModule
     from litllm.train import LLMModule
 
+    # `litllm finetune` hands LightningCLI the arguments after the method; Lightning warns that they
+    # differ from sys.argv, which is intended here.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cls = _cli_class()
     cls.subcommand_mode = run
     return cls(
@@ -118,14 +125,30 @@ def run_lightning(args: list[str] | None = None, run: bool = True):
         subclass_mode_data=True,
         seed_everything_default=1337,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"default_env": False},
+        # Raise instead of printing the whole usage: litllm prints one line (see config_errors).
+        parser_kwargs={
+            "default_env": False,
+            "exit_on_error": False,
+            **{v: {"exit_on_error": False} for v in ("fit", "validate", "test", "predict")},
+        },
         args=args,
         run=run,
     )
 
 
+@contextmanager
+def one_line_config_errors():
+    """A parser error (unknown key, wrong type, missing recipe) becomes one ``ConfigError`` line."""
+    try:
+        yield
+    except argparse.ArgumentError as err:
+        from litllm.train.config_errors import config_error
+
+        raise config_error(str(err)) from None
+
+
 def lightning_main(argv: list[str] | None = None) -> None:
     """``litllm fit|validate|test ...``: ``argv`` is the whole command after ``litllm`` (None: ``sys.argv``)."""
-    with nonzero_exit_when_stopped():
+    with nonzero_exit_when_stopped(), one_line_config_errors():
         cli = run_lightning(argv)
     exit_if_interrupted(cli.trainer)

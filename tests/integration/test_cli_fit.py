@@ -122,10 +122,29 @@ def test_resume_continues_steps_and_loss_curve(tmp_path):
     assert abs(resumed_start - end_before) < 0.5 * (start_loss - end_before)
 
 
-def test_wrong_config_key_is_named(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["fit", "--config", SHAKESPEARE_RECIPE, "--model.init_args.n_layers", "3"])
-    assert "n_layers" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--model.learnin_rate", "1"], "unknown option model.learnin_rate; did you mean model.learning_rate?"),
+        (["--model.init_args.n_layers", "3"], "unknown option model.n_layers"),
+        (["--trainer.maxi_steps", "3"], "unknown option trainer.maxi_steps; did you mean trainer.max_steps?"),
+        (["--tranier.max_steps", "3"], "unknown option tranier.max_steps; did you mean trainer.max_steps?"),
+        (["--data.batch_size", "abc"], "data.batch_size: expected int, got abc"),
+    ],
+)
+def test_wrong_config_key_or_value_is_one_line(args, line, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", SHAKESPEARE_RECIPE, *args])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"litllm: error: {line}"]
+
+
+def test_missing_recipe_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", "recipes/pretrain_shakespere.yaml"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("litllm: error: recipe not found:") and "shakespere" in err[0]
 
 
 def test_wrong_arch_override_is_named(tmp_path, capsys):
