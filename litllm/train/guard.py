@@ -43,7 +43,7 @@ class DivergenceGuard(Callback):
     """Detect non-finite or exploding losses and gradients before they reach the weights.
 
     Args:
-        policy: ``rollback``, ``skip`` or ``stop`` (see the module documentation).
+        policy: ``rollback``, ``skip`` or ``stop`` (see the module documentation); ``off`` checks nothing.
         spike_factor: A loss above this multiple of the recent median is a spike.
         window: Good steps the median is taken over (spikes are only judged once it is full).
         max_loss_factor: A loss above this multiple of ln(vocabulary size) is divergence (0: no ceiling).
@@ -60,7 +60,7 @@ class DivergenceGuard(Callback):
 
     def __init__(
         self,
-        policy: Literal["rollback", "skip", "stop"] = "rollback",
+        policy: Literal["rollback", "skip", "stop", "off"] = "rollback",
         spike_factor: float = 3.0,
         window: int = 50,
         max_loss_factor: float = 2.0,
@@ -90,7 +90,7 @@ class DivergenceGuard(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         losses, self._losses = self._losses, []
-        if not self._checks(trainer, pl_module) or not losses:
+        if self.policy == "off" or not self._checks(trainer, pl_module) or not losses:
             return
         mean_loss = torch.stack([x.float() for x in losses]).mean()
         if trainer.world_size > 1:
@@ -186,7 +186,9 @@ class DivergenceGuard(Callback):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """No checkpoint is written with NaN or infinite weights (whatever the policy)."""
+        """No checkpoint is written with NaN or infinite weights (whatever the policy, unless ``off``)."""
+        if self.policy == "off":
+            return
         for name, tensor in checkpoint.get("state_dict", {}).items():
             if tensor.is_floating_point() and not bool(torch.isfinite(_local(tensor)).all()):
                 raise DivergenceError(
