@@ -16,7 +16,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerStatus
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -68,6 +68,23 @@ class InterruptCheckpoint(Checkpoint):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.state.status != TrainerStatus.INTERRUPTED:  # finished: the interruption is history
             trainer.strategy.remove_checkpoint(self.ckpt_path)
+
+
+class StepSeed(Callback):
+    """Seed torch's random numbers before every training micro-batch from the run's seed, the optimizer
+    step, the micro-batch and the process rank.
+
+    Dropout (and LoRA dropout) then draws the same masks at a given step whether the run went straight
+    through or was stopped and resumed there, on any number of processes, and whatever else consumed
+    random numbers in between (validation, a new data-loader iterator): resuming is bit-exact without
+    storing generator states in checkpoints. Costs one ``torch.manual_seed`` per micro-batch.
+    """
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        base = int(os.environ.get("PL_GLOBAL_SEED", "0"))  # what seed_everything set
+        micro = batch_idx % trainer.accumulate_grad_batches
+        key = ((base * 1_000_003 + trainer.global_step) * 1_009 + micro) * 4_099 + trainer.global_rank
+        torch.manual_seed(key % (2**63))
 
 
 def resume_candidates(trainer: L.Trainer) -> tuple[list[Path], list[Path]]:
