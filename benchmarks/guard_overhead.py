@@ -4,7 +4,9 @@ rollback, checking every step as it does on CPU) and off, side by side in one pr
     python benchmarks/guard_overhead.py [--quick]
 
 Runs alternate (off, on, off, on, ...) so that drift of the machine affects both alike; the table
-reports the median tokens/s of each and their ratio. Writes results/guard_overhead.{json,md}.
+reports the median tokens/s of each and their ratio, and, measured inside the "on" runs, the time the
+guard's hooks take as a share of the step time (the end-to-end ratio is within the machine's noise of a
+few percent; the hook time is the guard's cost itself). Writes results/guard_overhead.{json,md}.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import statistics
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -25,6 +28,22 @@ from litllm.train import PretrainModule
 from litllm.train.guard import DivergenceGuard
 
 RESULTS = Path(__file__).parent / "results"
+
+
+class TimedGuard(DivergenceGuard):
+    """The default guard, timing its own per-step work."""
+
+    seconds = 0.0
+
+    def on_before_backward(self, *args) -> None:
+        start = time.perf_counter()
+        super().on_before_backward(*args)
+        TimedGuard.seconds += time.perf_counter() - start
+
+    def on_before_optimizer_step(self, *args) -> None:
+        start = time.perf_counter()
+        super().on_before_optimizer_step(*args)
+        TimedGuard.seconds += time.perf_counter() - start
 
 
 def run(shape: dict, dm, steps: int, warmup: int, root: Path, guard: bool) -> float:
@@ -46,11 +65,12 @@ def run(shape: dict, dm, steps: int, warmup: int, root: Path, guard: bool) -> fl
         logger=False,
         log_every_n_steps=10,
         # the default callbacks include the guard (rollback); "off" replaces it by one that checks nothing
-        callbacks=[timer] if guard else [timer, DivergenceGuard(policy="off")],
+        callbacks=[timer, TimedGuard()] if guard else [timer, DivergenceGuard(policy="off")],
         default_root_dir=str(root),
     )
+    TimedGuard.seconds = 0.0
     trainer.fit(module, datamodule=dm)
-    return timer.tokens_per_s
+    return timer.tokens_per_s, TimedGuard.seconds / (steps + warmup), (timer.end - timer.start) / timer.steps
 
 
 def main() -> None:
@@ -67,10 +87,13 @@ def main() -> None:
             steps = (20 if args.quick else 150) if tiny else (4 if args.quick else 15)
             warmup = 10 if tiny else 2
             repeats = 1 if args.quick else 5
-            off, on = [], []
+            off, on, hook, step = [], [], [], []
             for r in range(repeats):
-                off.append(run(shape, dm, steps, warmup, tmp / f"off{r}", guard=False))
-                on.append(run(shape, dm, steps, warmup, tmp / f"on{r}", guard=True))
+                off.append(run(shape, dm, steps, warmup, tmp / f"off{r}", guard=False)[0])
+                tokens, hook_s, step_s = run(shape, dm, steps, warmup, tmp / f"on{r}", guard=True)
+                on.append(tokens)
+                hook.append(hook_s)
+                step.append(step_s)
             row = {
                 "shape": name,
                 "steps": steps,
@@ -79,16 +102,20 @@ def main() -> None:
                 "on_tokens_per_s": statistics.median(on),
             }
             row["on/off"] = row["on_tokens_per_s"] / row["off_tokens_per_s"]
+            row["hook_ms"] = statistics.median(hook) * 1000
+            row["step_ms"] = statistics.median(step) * 1000
+            row["hook_share"] = row["hook_ms"] / row["step_ms"]
             rows.append(row)
             print(
                 f"{name}: off {row['off_tokens_per_s']:,.0f} tok/s, on {row['on_tokens_per_s']:,.0f} tok/s, ratio {row['on/off']:.3f}"
             )
     lines = [
-        "| shape | timed steps x repeats | guard off tok/s | guard on tok/s | on / off |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| shape | timed steps x repeats | guard off tok/s | guard on tok/s | on / off | guard ms / step | share of step |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r['shape']} | {r['steps']} x {r['repeats']} | {r['off_tokens_per_s']:,.0f} | {r['on_tokens_per_s']:,.0f} | {r['on/off']:.3f} |"
+        f"| {r['shape']} | {r['steps']} x {r['repeats']} | {r['off_tokens_per_s']:,.0f} | {r['on_tokens_per_s']:,.0f} "
+        f"| {r['on/off']:.3f} | {r['hook_ms']:.2f} | {r['hook_share']:.2%} |"
         for r in rows
     ]
     print("\n".join(lines))

@@ -11,6 +11,8 @@ for deduplication. It writes the unit's tokens (``parts/KEY.tokens``), per-docum
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -32,9 +34,26 @@ MAX_EXAMPLES = 20
 _WORKER: dict = {}
 
 
+def die_with_parent() -> None:
+    """Ask Linux to kill this worker when the process that started it dies, even by ``kill -9``.
+
+    Otherwise the workers of a killed ``litllm prepare`` keep running as orphans and keep writing part
+    files while a rerun starts writing the same ones.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def init_worker(settings: PrepareSettings, tokenizer_json: str, quality_path: str | None, parts: str) -> None:
     """Per process: build the tokenizer, hasher and scorer once, not per unit."""
     from tokenizers import Tokenizer as HFTokenizer
+
+    die_with_parent()
 
     from litllm.model.tokenizer import Tokenizer
 
@@ -145,7 +164,10 @@ def process_unit(unit: Unit) -> dict:
         "hashes": np.asarray(hashes, dtype=np.uint64),
         "signatures": np.stack(signatures) if signatures else np.zeros((0, settings.dedup.num_perm), np.uint32),
     }
-    np.savez(w["parts"] / f"{key}.npz", **arrays)
+    arrays_path = w["parts"] / f"{key}.npz"
+    with open(arrays_path.with_suffix(".npz.tmp"), "wb") as f:  # a complete file or none
+        np.savez(f, **arrays)
+    arrays_path.with_suffix(".npz.tmp").replace(arrays_path)
     seconds["tokenize"] += time.perf_counter() - t0
     summary = {
         "key": key,

@@ -79,6 +79,11 @@ class DivergenceGuard(Callback):
         self.skipped = self.rollbacks = self._bad_in_a_row = 0
         self._losses: list[torch.Tensor] = []
         self._snapshot: tuple[int, list[torch.Tensor], dict] | None = None
+        self._params: list[torch.nn.Parameter] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Listed once: walking the module tree each step costs as much as the check itself on small models.
+        self._params = _trainable(pl_module)
 
     # ------------------------------------------------------------------ what a step looked like
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
@@ -95,7 +100,7 @@ class DivergenceGuard(Callback):
         mean_loss = torch.stack([x.float() for x in losses]).mean()
         if trainer.world_size > 1:
             mean_loss = trainer.strategy.reduce(mean_loss, reduce_op="mean")
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        grads = [p.grad for p in self._params if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
         if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
             norm = norm.full_tensor()
@@ -143,10 +148,10 @@ class DivergenceGuard(Callback):
         if self.policy == "rollback" and (
             self._snapshot is None or trainer.global_step - self._snapshot[0] >= self.snapshot_every_n_steps
         ):
-            self._snapshot = (trainer.global_step, _trainable_copy(pl_module), _to_cpu(optimizer.state_dict()))
+            self._snapshot = (trainer.global_step, _cpu_copies(self._params), _to_cpu(optimizer.state_dict()))
 
     def _skip(self, trainer, pl_module, loss: float, why: str) -> None:
-        for param in pl_module.parameters():
+        for param in self._params:
             param.grad = None  # AdamW leaves a parameter without a gradient untouched
         self.skipped += 1
         _say(trainer, f"step {trainer.global_step}: {why}; update skipped ({self.skipped} so far)")
@@ -156,7 +161,7 @@ class DivergenceGuard(Callback):
             self._stop(trainer, pl_module, loss, f"{why}, after {self.rollbacks} rollback(s)")
         step, weights, state = self._snapshot
         with torch.no_grad():
-            for param, saved in zip(_trainable(pl_module), weights):
+            for param, saved in zip(self._params, weights):
                 _local(param).copy_(saved)
                 param.grad = None
         optimizer.load_state_dict(state)
@@ -218,8 +223,8 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
-def _trainable_copy(pl_module: L.LightningModule) -> list[torch.Tensor]:
-    return [_local(p).detach().to("cpu", copy=True) for p in _trainable(pl_module)]
+def _cpu_copies(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+    return [_local(p).detach().to("cpu", copy=True) for p in params]
 
 
 def _to_cpu(value: Any) -> Any:
