@@ -34,6 +34,10 @@ VERBS: dict[str, Verb] = {
         "litllm.train.cli:finetune_main",
         "instruction-tune or align a model directory: litllm finetune full|lora|qlora|dpo --config recipes/X.yaml",
     ),
+    "lr-find": Verb(
+        "litllm.train.lr_find:lr_find_main",
+        "learning-rate range test on a recipe: litllm lr-find --config recipes/X.yaml (the value to use, a plot)",
+    ),
     "tokenizer": Verb(
         "litllm.model.cli:tokenizer_main", "train a byte-level BPE: litllm tokenizer train --files a.txt --out tok/"
     ),
