@@ -81,10 +81,6 @@ class DivergenceGuard(Callback):
         self._snapshot: tuple[int, list[torch.Tensor], dict] | None = None
         self._params: list[torch.nn.Parameter] = []
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Listed once: walking the module tree each step costs as much as the check itself on small models.
-        self._params = _trainable(pl_module)
-
     # ------------------------------------------------------------------ what a step looked like
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
         # One entry per micro-batch: the module's mean loss per token, not the scaled/summed loss backward sees.
@@ -97,6 +93,9 @@ class DivergenceGuard(Callback):
         losses, self._losses = self._losses, []
         if self.policy == "off" or not self._checks(trainer, pl_module) or not losses:
             return
+        # The parameters the optimizer updates, from its groups: walking the module tree each step costs
+        # as much as the check itself on small models (and under FSDP2 only these are the live shards).
+        self._params = [p for group in optimizer.param_groups for p in group["params"]]
         mean_loss = torch.stack([x.float() for x in losses]).mean()
         if trainer.world_size > 1:
             mean_loss = trainer.strategy.reduce(mean_loss, reduce_op="mean")
@@ -212,10 +211,6 @@ class DivergenceGuard(Callback):
 def _say(trainer: L.Trainer, message: str) -> None:
     if trainer.is_global_zero:
         print(f"litllm: divergence guard: {message}", file=sys.stderr)
-
-
-def _trainable(pl_module: L.LightningModule) -> list[torch.nn.Parameter]:
-    return [p for p in pl_module.parameters() if p.requires_grad]
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:
