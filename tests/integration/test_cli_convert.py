@@ -10,7 +10,7 @@ import torch
 from litllm.cli import main
 
 pytestmark = pytest.mark.integration
-transformers = pytest.importorskip("transformers")
+import transformers  # noqa: E402  (a dev dependency: CI installs it, so this test always runs)
 
 
 def test_convert_both_ways_and_generate_from_the_converted_model(tmp_path, capsys, small_tokenizer):

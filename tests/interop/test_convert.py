@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers  # noqa: E402  (a dev dependency: CI installs it, so this test always runs)
 
 from litllm.errors import CheckpointError, ConfigError
 from litllm.interop.convert import config_from_hf, convert_from_hf, convert_to_hf
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
-
-transformers = pytest.importorskip("transformers")
 
 VOCAB = 512
 SMALL_LLAMA = dict(

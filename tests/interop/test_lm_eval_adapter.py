@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import math
 
+import lm_eval  # noqa: E402, F401  (a dev dependency: CI installs it, so this test always runs)
 import pytest
 import torch
 import torch.nn.functional as F
-
-from litllm.model.config import ModelConfig
-from litllm.model.gpt import GPT
-from litllm.model.model_dir import ModelDir
-
-pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance  # noqa: E402
 
 from litllm.interop.lm_eval_adapter import LitLLMEvalModel, run_tasks  # noqa: E402
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+from litllm.model.model_dir import ModelDir
 
 QUESTIONS = [
     {

@@ -8,6 +8,7 @@ record becomes and how a batch is laid out.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import numpy as np
@@ -33,7 +34,7 @@ from litllm.model.templates import Template, get_template
 from litllm.model.tokenizer import Tokenizer
 
 
-class RecordsBuilder:
+class RecordsBuilder(ABC):
     """What instruction and preference data share: reading, the validation split, the template and its tokens.
 
     Subclasses say what the records become (``encode``), how they are batched (``collate``, ``layout``).
@@ -74,17 +75,17 @@ class RecordsBuilder:
         # Sorted: both parts keep the order of the file.
         return [train[i] for i in sorted(order[n_val:])], [train[i] for i in sorted(order[:n_val])]
 
+    @abstractmethod
     def encode(self, records: list[tuple[str, dict]], template: Template, tokenizer: Tokenizer, report: Report) -> list:
         """The usable records, encoded (counted in ``report``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def dataset(self, examples: list) -> Dataset:
         """A dataset of encoded records."""
-        raise NotImplementedError
 
+    @abstractmethod
     def collate(self, pad_id: int) -> Collate:
         """How samples become a batch."""
-        raise NotImplementedError
 
     def build(self, rank: int = 0, world_size: int = 1) -> Built:
         """Read, split and encode the records with the template."""
