@@ -27,6 +27,11 @@ class Verb:
 _LIGHTNING = "litllm.train.cli:lightning_main"
 
 VERBS: dict[str, Verb] = {
+    "run": Verb(
+        "litllm.pipeline.cli:run_main",
+        "a whole pipeline, zero to chat, with a report card: litllm run --config recipes/zero_to_chat.yaml",
+    ),
+    "report": Verb("litllm.report.cli:report_main", "(re)build the report card of a run directory: litllm report DIR"),
     "fit": Verb(_LIGHTNING, "train a recipe (LightningCLI): litllm fit --config recipes/X.yaml", True),
     "validate": Verb(_LIGHTNING, "evaluate a checkpoint: litllm validate --config X.yaml --ckpt_path PATH", True),
     "test": Verb(_LIGHTNING, "the same on the recipe's test data", True),

@@ -100,7 +100,11 @@ def evaluate_main(args: list[str]) -> None:
 
     parser = argparse.ArgumentParser(prog="litllm evaluate", description="Loss, perplexity and bits per byte.")
     add_model_dir_arg(parser)
-    parser.add_argument("--data", required=True, help="text/JSONL/parquet file, directory, glob or datasets name")
+    parser.add_argument("--data", default=None, help="text/JSONL/parquet file, directory, glob or datasets name")
+    parser.add_argument(
+        "--prompts", default=None, help="JSON list of fixed prompts to answer greedily (optionally with 'expect')"
+    )
+    parser.add_argument("--max_new_tokens", type=int, default=48, help="longest answer to a --prompts prompt")
     parser.add_argument("--text_field", default="text", help="field with the text in JSON/parquet/datasets rows")
     parser.add_argument("--dataset_config", default=None, help="configuration of a datasets dataset")
     parser.add_argument("--split", default="test", help="split of a datasets dataset")
@@ -110,12 +114,27 @@ def evaluate_main(args: list[str]) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--output", default=None, help="write the results to this JSON file")
     opts = parser.parse_args(args)
+    if opts.data is None and opts.prompts is None:
+        parser.error("give --data (text to score), --prompts (a JSON file of prompts to answer), or both")
     model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
-    texts = read_texts(opts.data, opts.text_field, opts.dataset_config, opts.split)
-    ids, n_bytes = token_stream(texts, tokenizer, opts.max_tokens)
-    results = evaluate_tokens(model, ids, n_bytes, opts.batch_size)
-    print(f"{opts.model_dir} on {opts.data}:")
-    print(format_table(results))
+    record: dict = {"model_dir": str(opts.model_dir)}
+    if opts.data is not None:
+        texts = read_texts(opts.data, opts.text_field, opts.dataset_config, opts.split)
+        ids, n_bytes = token_stream(texts, tokenizer, opts.max_tokens)
+        results = evaluate_tokens(model, ids, n_bytes, opts.batch_size)
+        print(f"{opts.model_dir} on {opts.data}:")
+        print(format_table(results))
+        record.update(data=opts.data, **results)
+    if opts.prompts is not None:
+        from litllm.infer.answers import answer_file
+        from litllm.model.model_dir import ModelDir
+
+        answered = answer_file(model, tokenizer, ModelDir(opts.model_dir).template(), opts.prompts, opts.max_new_tokens)
+        for item in answered["answers"]:
+            mark = {True: "right", False: "wrong", None: "-"}[item["correct"]]
+            print(f"[{mark}] {item['instruction']!r} -> {item['answer']!r}")
+        if answered["checked"]:
+            print(f"{answered['correct']}/{answered['checked']} answers hold the expected text")
+        record.update(prompts=opts.prompts, **answered)
     if opts.output:
-        record = {"model_dir": str(opts.model_dir), "data": opts.data, **results}
         Path(opts.output).write_text(json.dumps(record, indent=2) + "\n")

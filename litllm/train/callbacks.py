@@ -291,7 +291,8 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def default_callbacks() -> list[Callback]:
+    from litllm.train.facts import RunFacts
     from litllm.train.guard import DivergenceGuard
     from litllm.train.resume import StepSeed
 
-    return [SpeedMonitor(), SampleGeneration(), LossCurve(), ModelExport(), DivergenceGuard(), StepSeed()]
+    return [SpeedMonitor(), SampleGeneration(), LossCurve(), ModelExport(), DivergenceGuard(), StepSeed(), RunFacts()]
