@@ -9,6 +9,7 @@ continues the raw text of the message, so a pretrained model can be shown before
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from litllm.corpus.readers import BUILTIN_CORPORA
 from litllm.errors import DataError
 from litllm.infer.textgen import stream_text
 from litllm.model.gpt import GPT
@@ -42,8 +44,8 @@ class Answer:
     expect: list[str] = field(default_factory=list)
     correct: bool | None = None
     words: float = 0.0
-    """Share of the answer's words that are dictionary-like (letters only, or numbers): a check that an
-    aligned model still writes words, not token soup."""
+    """Share of the answer's words found in the built-in corpora (or numbers): a check that an aligned
+    model still writes words, not token soup (``word_share``)."""
 
 
 def read_prompts(path: str | Path) -> list[Prompt]:
@@ -74,14 +76,26 @@ def _prompt(item: object, where: str) -> Prompt:
     return Prompt(text, str(item.get("input", "")), expect)
 
 
-_WORD = re.compile(r"^[A-Za-z]+(?:['-][A-Za-z]+)*$|^\d+(?:[.,]\d+)*$")
+_NUMBER = re.compile(r"^\d+(?:[.,]\d+)*%?$")
 
 
-def word_share(text: str) -> float:
-    """Share of whitespace-separated pieces that are words or numbers once edge punctuation is stripped."""
-    pieces = [p.strip(".,;:!?\"'()[]") for p in text.split()]
+@functools.cache
+def known_words() -> frozenset[str]:
+    """Every word (lower case) of the built-in corpora: what a model trained on them can spell."""
+    words: set[str] = set()
+    for path in BUILTIN_CORPORA.values():
+        words.update(re.findall(r"[a-z]+(?:'[a-z]+)?", path.read_text(encoding="utf-8").lower()))
+    return frozenset(words)
+
+
+def word_share(text: str, vocabulary: frozenset[str] | None = None) -> float:
+    """Share of the whitespace-separated pieces of ``text`` (edge punctuation stripped) that are numbers or
+    words of ``vocabulary`` (default: ``known_words``); hyphenated words count when every part does."""
+    vocabulary = known_words() if vocabulary is None else vocabulary
+    pieces = [p.strip(".,;:!?\"'()[]").lower() for p in text.split()]
     pieces = [p for p in pieces if p]
-    return sum(bool(_WORD.match(p)) for p in pieces) / len(pieces) if pieces else 0.0
+    good = sum(bool(_NUMBER.match(p)) or all(part in vocabulary for part in p.split("-")) for p in pieces)
+    return good / len(pieces) if pieces else 0.0
 
 
 def render(prompt: Prompt, template: Template | None) -> tuple[str, tuple[str, ...]]:

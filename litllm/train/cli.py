@@ -85,6 +85,35 @@ def _cli_class():
 
 
 FINETUNE_METHODS = ("full", "lora", "qlora", "dpo")
+DEFAULT_RECIPES = {
+    "full": "sft_full_tiny.yaml",
+    "lora": "sft_lora_tiny.yaml",
+    "qlora": "sft_qlora_tiny.yaml",
+    "dpo": "dpo_lora_tiny.yaml",
+}
+"""The recipe a bare ``litllm finetune METHOD`` runs: the CPU recipe that starts from the Shakespeare model."""
+
+
+def recipes_dir() -> Path:
+    """``recipes/`` of the source tree this package runs from (an editable install or a clone)."""
+    return Path(__file__).resolve().parents[2] / "recipes"
+
+
+def default_recipe_args(method: str, args: list[str]) -> list[str]:
+    """``args`` with ``--config`` of the method's default recipe in front when no recipe is given (said once)."""
+    if any(a == "--config" or a.startswith("--config=") for a in args):
+        return args
+    recipe = recipes_dir() / DEFAULT_RECIPES[method]
+    if not recipe.is_file():
+        from litllm.errors import ConfigError
+
+        raise ConfigError(
+            f"no --config given and the built-in recipes are not beside this installation ({recipe}); "
+            f"pass --config path/to/recipe.yaml (the repository's recipes/{DEFAULT_RECIPES[method]} is the default)"
+        )
+    shown = recipe.relative_to(Path.cwd()) if recipe.is_relative_to(Path.cwd()) else recipe
+    print(f"litllm finetune {method}: no --config given; using {shown}", file=sys.stderr, flush=True)
+    return ["--config", str(recipe), *args]
 
 
 def finetune_main(args: list[str]) -> None:
@@ -97,7 +126,7 @@ def finetune_main(args: list[str]) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    method, rest = args[0], list(args[1:])
+    method, rest = args[0], default_recipe_args(args[0], list(args[1:]))
     if method != "dpo":
         rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
     with one_line_config_errors():
