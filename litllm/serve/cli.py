@@ -25,7 +25,11 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         help="require 'Authorization: Bearer KEY' on every request (default: $LITLLM_API_KEY, else none)",
     )
     parser.add_argument("--max_batch", type=int, default=8, help="most sequences decoded together; more wait")
-    parser.add_argument("--model_name", default=None, help="the model's name in the API (default: the directory's)")
+    parser.add_argument(
+        "--model_name",
+        default=None,
+        help="the model's name in the API (default: the directory's; the run's for a run's final/)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--log_level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     opts = parser.parse_args(args)
@@ -34,6 +38,12 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     if not 0 <= opts.port <= 65535:
         raise ConfigError(f"--port {opts.port} is out of range: it must be in [0, 65535]")
     return opts
+
+
+def default_name(model_dir: str) -> str:
+    """The directory's name; for a run's ``final/``, the run's (``out/sft_full_tiny/final`` -> ``sft_full_tiny``)."""
+    path = ModelDir(model_dir).path.resolve()
+    return path.parent.name if path.name == "final" and path.parent.name else path.name
 
 
 def serve_main(args: list[str]) -> None:
@@ -49,7 +59,7 @@ def serve_main(args: list[str]) -> None:
 
     model, tokenizer = load_for_inference(opts.model_dir, opts.device)
     template = ModelDir(opts.model_dir).template()
-    name = opts.model_name or ModelDir(opts.model_dir).path.resolve().name
+    name = opts.model_name or default_name(opts.model_dir)
     engine = Engine(model, tokenizer, max_batch=opts.max_batch)
     app = create_app(engine, name, template, opts.api_key)
     mode = f"template {template.name!r}" if template else "no template: chat continues the text"
