@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import openai
 import pytest
@@ -175,6 +176,18 @@ def test_sixteen_concurrent_streams_are_decoded_together(server, client):
             alone.usage.completion_tokens,
         )
         assert used == 8 + i if reason == "length" else used < 8 + i
+
+
+def test_a_client_that_goes_away_frees_its_slot(server, client):
+    before = raw_request(server.url + "/health")[1]["decode_steps"]
+    stream = client.completions.create(model=MODEL, prompt="", max_tokens=240, stream=True)
+    next(iter(stream))
+    stream.close()  # hang up after the first chunk
+    deadline = time.monotonic() + 60
+    while (health := raw_request(server.url + "/health")[1])["running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health["running"] == health["waiting"] == 0
+    assert health["decode_steps"] - before < 200  # it stopped long before its 240 tokens
 
 
 def test_the_server_stops_cleanly_mid_stream_and_binds_localhost_by_default(serve_model_dir, tmp_path):
