@@ -55,6 +55,10 @@ VERBS: dict[str, Verb] = {
         "litllm.infer.textgen:generate_main", 'generate text: litllm generate --model_dir DIR --prompt "ROMEO:"'
     ),
     "chat": Verb("litllm.infer.chat:chat_main", "talk to a model directory (its saved prompt template, /reset, /exit)"),
+    "serve": Verb(
+        "litllm.serve.cli:serve_main",
+        "OpenAI-compatible HTTP server with a chat page: litllm serve --model_dir DIR --port 8000",
+    ),
     "evaluate": Verb(
         "litllm.infer.evaluate:evaluate_main",
         "loss, perplexity, bits per byte: litllm evaluate --model_dir DIR --data FILE",

@@ -13,6 +13,7 @@ LAYERS = [
     "data",
     "prepare",
     "infer",
+    "serve",
     "train",
     "interop",
     "pipeline",
@@ -20,7 +21,7 @@ LAYERS = [
     "__main__",
 ]
 """Bottom to top (``cli`` imports the verbs by name, when one runs)."""
-NO_LIGHTNING = {"errors", "_moved", "report", "corpus", "model", "prepare", "infer", "interop", "pipeline"}
+NO_LIGHTNING = {"errors", "_moved", "report", "corpus", "model", "prepare", "infer", "serve", "interop", "pipeline"}
 
 
 def imports_of(path: Path) -> set[str]:
