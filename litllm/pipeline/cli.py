@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from litllm.pipeline.runner import run_pipeline
-from litllm.pipeline.spec import load_pipeline
+from litllm.pipeline.spec import apply_overrides, load_pipeline
 
 
 def run_main(args: list[str]) -> None:
@@ -19,10 +19,18 @@ def run_main(args: list[str]) -> None:
     parser.add_argument(
         "--stages", default=None, help="comma-separated stages to (re-)run; the others' finished outputs are reused"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STAGE.KEY=VALUE",
+        help="override one stage setting, e.g. --set pretrain.data.train_data=corpus/ (repeatable)",
+    )
     parser.add_argument("--out_dir", default=None, help="the output root (default: the recipe's out_dir)")
     parser.add_argument("--dry_run", action="store_true", help="print each stage's commands without running them")
     opts = parser.parse_args(args)
     pipeline = load_pipeline(opts.config, opts.out_dir)
+    apply_overrides(pipeline, opts.set)
     only = [s.strip() for s in opts.stages.split(",") if s.strip()] if opts.stages else None
     code = run_pipeline(pipeline, only, opts.dry_run)
     if code:

@@ -189,3 +189,13 @@ def _stage(name: str, settings: dict, pipeline_file: Path, before: list[Stage]) 
     if run == "evaluate" and not (stage.prompts or stage.data):
         raise ConfigError(f"{where}: an evaluate stage needs 'prompts', 'data' or both")
     return stage
+
+
+def apply_overrides(pipeline: Pipeline, items: list[str]) -> None:
+    """``STAGE.KEY=VALUE`` items from the command line into the stages' ``set`` (VALUE read as YAML)."""
+    for item in items:
+        target, sep, value = item.partition("=")
+        stage_name, dot, key = target.partition(".")
+        if not sep or not dot or not key:
+            raise ConfigError(f"--set {item!r}: expected STAGE.KEY=VALUE, e.g. pretrain.data.train_data=corpus/*.txt")
+        pipeline.stage(stage_name).set[key] = yaml.safe_load(value) if value else ""

@@ -10,7 +10,7 @@ import yaml
 
 from litllm.errors import ConfigError
 from litllm.pipeline.commands import commands, fingerprint, option_value
-from litllm.pipeline.spec import load_pipeline
+from litllm.pipeline.spec import apply_overrides, load_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,3 +95,19 @@ def test_the_fingerprint_follows_settings_files_and_upstream_runs(tmp_path):
     assert second != first
     stage.set["vocab_size"] = 300
     assert fingerprint(pipeline, stage, {}) not in (first, second)
+
+
+def test_your_own_data_is_one_override_per_stage():
+    pipeline = load_pipeline(REPO / "recipes" / "zero_to_chat.yaml", out_dir="o")
+    apply_overrides(
+        pipeline,
+        ["pretrain.data.train_data=corpus/*.txt", "sft.data.train_data=mine.jsonl", "dpo.trainer.max_steps=50"],
+    )
+    (fit,) = commands(pipeline, pipeline.stage("pretrain"))
+    assert fit[-2:] == ["--data.train_data", "corpus/*.txt"]
+    (dpo,) = commands(pipeline, pipeline.stage("dpo"))
+    assert dpo[-2:] == ["--trainer.max_steps", "50"]
+    with pytest.raises(ConfigError, match="no stage named 'pretrian'.*did you mean 'pretrain'"):
+        apply_overrides(pipeline, ["pretrian.data.train_data=x"])
+    with pytest.raises(ConfigError, match="expected STAGE.KEY=VALUE"):
+        apply_overrides(pipeline, ["pretrain=x"])
