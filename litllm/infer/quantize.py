@@ -19,10 +19,11 @@ from litllm.errors import ConfigError
 
 QUANTIZE_CHOICES = ("int8",)
 
+# torchao logs a warning per CUDA-only extension it cannot load on a CPU-only torch: not our user's concern.
+logging.getLogger("torchao").setLevel(logging.ERROR)
+
 
 def _torchao_quantize():
-    # torchao logs a warning per CUDA-only extension it cannot load on a CPU-only torch: not our user's concern.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         from torchao.quantization import Int8WeightOnlyConfig, quantize_
     except ImportError as err:
