@@ -200,13 +200,19 @@ def markdown(rows: list[dict], meta: dict) -> str:
         )
     lines.append(
         f"torch {meta['torch']}, torchao {meta['torchao']}, transformers {meta['transformers']}, "
-        f"{meta['threads']} threads, greedy, "
-        f"{PROMPT_TOKENS}-token prompt. Fewer new tokens where 512 would take minutes (124M at batch 8; the no-cache "
-        "column as noted: its tokens/s fall as the context grows, so at 512 tokens they would be lower still and the "
-        "cache / no cache ratio higher); "
-        f"median of {meta['repeats']} alternating rounds of the cached litllm variants and transformers, one run "
+        f"{meta['threads']} thread(s), greedy, "
+        f"{PROMPT_TOKENS}-token prompt. "
+        + (
+            f"{meta['new_tokens']} new tokens per run (--new_tokens), the no-cache column as noted; "
+            if meta.get("new_tokens")
+            else "Fewer new tokens where 512 would take minutes (124M at batch 8; the no-cache column as noted: its "
+            "tokens/s fall as the context grows, so at 512 tokens they would be lower still and the cache / no cache "
+            "ratio higher); "
+        )
+        + f"median of {meta['repeats']} alternating rounds of the cached litllm variants and transformers, one run "
         "without cache. int8: torchao's weight-only int8 Linear layers (eager PyTorch, no torch.compile). "
-        f"Each run waited for the other processes to go quiet (busiest start: {meta['max_busy_before_a_run']:.0%} "
+        f"Each run waited up to {meta.get('max_wait', 20):g} s for the other processes to go quiet (busiest start: "
+        f"{meta['max_busy_before_a_run']:.0%} "
         "of the CPU busy)."
     )
     return "\n".join(lines) + "\n"
@@ -218,6 +224,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, action="append", help="only these batch sizes (repeatable)")
+    parser.add_argument("--new_tokens", type=int, default=None, help="new tokens per run instead of the table's")
     parser.add_argument("--max_wait", type=float, default=20.0, help="longest wait (s) for a quiet machine per run")
     parser.add_argument("--out", default=str(RESULTS / "generate_throughput"), help="path stem of the .json/.md")
     opts = parser.parse_args()
@@ -227,6 +234,9 @@ def main() -> None:
     torch.set_num_threads(opts.threads)
     MAX_WAIT[0] = opts.max_wait
     shapes = QUICK_SHAPES if opts.quick else SHAPES
+    if opts.new_tokens:
+        n = opts.new_tokens
+        shapes = [(*shape[:3], {b: (n, min(n, plain)) for b, (_, plain) in shape[3].items()}) for shape in shapes]
     batches = set(opts.batch or [1, 8])
     start = time.perf_counter()
     rows = [row for shape in shapes for row in bench_shape(*shape, repeats=opts.repeats, batches=batches)]
@@ -238,6 +248,8 @@ def main() -> None:
         "repeats": opts.repeats,
         "machine": platform.processor() or platform.machine(),
         "seconds": round(time.perf_counter() - start),
+        "new_tokens": opts.new_tokens,
+        "max_wait": opts.max_wait,
         "max_busy_before_a_run": round(max(BUSY), 2) if BUSY else None,
     }
     table = markdown(rows, meta)
