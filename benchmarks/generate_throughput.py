@@ -1,14 +1,17 @@
-"""Generation throughput: litllm with its KV cache, litllm recomputing the context at every step, and
-Hugging Face ``transformers`` ``generate`` on the same weights (exported with ``litllm convert to-hf``).
+"""Generation throughput: litllm with its KV cache in float32, bfloat16, int8 weights (float32
+activations) and int8 weights with bfloat16 activations (``--dtype`` / ``--quantize`` of the inference
+verbs), litllm recomputing the context at every step, and Hugging Face ``transformers`` ``generate`` in
+float32 on the same weights (exported with ``litllm convert to-hf``): the reference column.
 
-Greedy decoding of a fixed 16-token prompt, fp32, random weights (speed does not depend on them).
+Greedy decoding of a fixed 16-token prompt, random weights (speed does not depend on them).
 tokens/s counts new tokens of all rows (batch x new tokens) over the wall time of the whole call,
-prefill included. Cached litllm and transformers alternate in one process (``--repeats`` pairs) so
-that machine drift hits both alike; the no-cache column is run once, with fewer new tokens where
-512 would take minutes (the table says how many).
+prefill included. The cached litllm variants and transformers alternate in one process
+(``--repeats`` rounds) so that machine drift hits all alike; the no-cache column is run once, with
+fewer new tokens where 512 would take minutes (the table says how many).
 
     python benchmarks/generate_throughput.py            # ~10M and gpt2-124m shapes, batch 1 and 8
     python benchmarks/generate_throughput.py --quick    # small shapes and few tokens, a smoke test
+    python benchmarks/generate_throughput.py --batch 1  # only batch 1 (the bf16 / int8 comparison)
 
 Writes benchmarks/results/generate_throughput.{json,md}.
 """
@@ -16,6 +19,7 @@ Writes benchmarks/results/generate_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -26,6 +30,7 @@ from pathlib import Path
 import torch
 
 from litllm.infer.generate import generate
+from litllm.infer.quantize import quantize_model
 from litllm.interop.convert import convert_to_hf
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
@@ -66,15 +71,16 @@ def busy_fraction(interval: float = 0.5) -> float:
 
 
 BUSY: list[float] = []
+MAX_WAIT = [20.0]  # --max_wait
 
 
-def wait_for_quiet(limit: float = 0.15, max_wait: float = 20.0) -> None:
+def wait_for_quiet(limit: float = 0.15, max_wait: float | None = None) -> None:
     """Wait (up to ``max_wait`` s) until other processes leave the cores alone.
 
     With every core in use, a second process makes PyTorch's spinning worker threads stall and
     small-step timings drop several-fold; the busy share seen last is kept for the results.
     """
-    deadline = time.perf_counter() + max_wait
+    deadline = time.perf_counter() + (MAX_WAIT[0] if max_wait is None else max_wait)
     busy = busy_fraction()
     while busy > limit and time.perf_counter() < deadline:
         busy = busy_fraction(2.0)
@@ -104,7 +110,16 @@ def hf_run(model, prompt: torch.Tensor, new: int) -> torch.Tensor:
         )
 
 
-def bench_shape(label: str, arch: str, overrides: dict, tokens: dict, repeats: int) -> list[dict]:
+# The litllm variants: (column key, dtype, quantize), as `--dtype` and `--quantize` load them.
+VARIANTS = [
+    ("cache", torch.float32, None),
+    ("bf16", torch.bfloat16, None),
+    ("int8", torch.float32, "int8"),
+    ("int8_bf16", torch.bfloat16, "int8"),
+]
+
+
+def bench_shape(label: str, arch: str, overrides: dict, tokens: dict, repeats: int, batches: set[int]) -> list[dict]:
     import transformers
 
     torch.manual_seed(0)
@@ -114,32 +129,43 @@ def bench_shape(label: str, arch: str, overrides: dict, tokens: dict, repeats: i
         ModelDir(Path(tmp) / "litllm").save(model)
         convert_to_hf(Path(tmp) / "litllm", Path(tmp) / "hf")
         hf = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "hf", dtype=torch.float32).eval()
+    # the same weights in each variant's dtype, then quantized as load_for_inference does
+    models = {key: quantize_model(copy.deepcopy(model).to(dtype), quantize) for key, dtype, quantize in VARIANTS}
     rows = []
     for batch, (new, n_plain) in tokens.items():
+        if batch not in batches:
+            continue
         prompt = torch.randint(0, config.vocab_size, (batch, PROMPT_TOKENS))
-        litllm_run(model, prompt, 8, True), hf_run(hf, prompt, 8), litllm_run(model, prompt, 8, False)  # warm up
-        same = torch.equal(litllm_run(model, prompt, 32, True), hf_run(hf, prompt, 32))
-        cached, hf_times = [], []
+        for variant in models.values():
+            litllm_run(variant, prompt, 8, True)  # warm up
+        hf_run(hf, prompt, 8), litllm_run(model, prompt, 8, False)
+        reference = hf_run(hf, prompt, 32)
+        same = {key: torch.equal(litllm_run(m, prompt, 32, True), reference) for key, m in models.items()}
+        times: dict[str, list[float]] = {key: [] for key in [*models, "hf"]}
         for _ in range(repeats):
-            cached.append(timed(lambda: litllm_run(model, prompt, new, True)))  # noqa: B023 (called at once)
-            hf_times.append(timed(lambda: hf_run(hf, prompt, new)))  # noqa: B023
+            for key, variant in models.items():
+                times[key].append(timed(lambda: litllm_run(variant, prompt, new, True)))  # noqa: B023 (called at once)
+            times["hf"].append(timed(lambda: hf_run(hf, prompt, new)))  # noqa: B023
         plain = timed(lambda: litllm_run(model, prompt, n_plain, False))  # noqa: B023
         row = {
             "shape": label,
             "params": model.num_parameters(),
             "batch": batch,
             "new_tokens": new,
-            "cache_tok_s": batch * new / statistics.median(cached),
             "no_cache_tok_s": batch * n_plain / plain,
             "no_cache_new_tokens": n_plain,
-            "hf_tok_s": batch * new / statistics.median(hf_times),
-            "same_greedy_tokens_as_hf": same,
+            "same_greedy_tokens_as_hf": same["cache"],
+            "same_greedy_tokens_as_hf_by_variant": same,
         }
-        row["cache_vs_hf"] = row["cache_tok_s"] / row["hf_tok_s"]
+        for key, runs in times.items():
+            row[f"{key}_tok_s"] = batch * new / statistics.median(runs)
+        for key in models:
+            row[f"{key}_vs_hf"] = row[f"{key}_tok_s"] / row["hf_tok_s"]
         row["cache_vs_no_cache"] = row["cache_tok_s"] / row["no_cache_tok_s"]
+        shown = ", ".join(f"{key} {row[f'{key}_tok_s']:.1f}" for key in models)
         print(
-            f"{label} batch {batch}: cache {row['cache_tok_s']:.1f} tok/s, no cache {row['no_cache_tok_s']:.1f} "
-            f"({n_plain} tokens), transformers {row['hf_tok_s']:.1f}; same greedy tokens as transformers: {same}",
+            f"{label} batch {batch}: {shown} tok/s, no cache {row['no_cache_tok_s']:.1f} ({n_plain} tokens), "
+            f"transformers {row['hf_tok_s']:.1f}; same greedy tokens as transformers: {same}",
             flush=True,
         )
         rows.append(row)
@@ -148,25 +174,45 @@ def bench_shape(label: str, arch: str, overrides: dict, tokens: dict, repeats: i
 
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
-        "| shape | batch | new tokens | litllm cache tok/s | litllm no cache tok/s | transformers tok/s | cache / transformers | cache / no cache |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| shape | batch | new tokens | transformers fp32 tok/s | litllm fp32 tok/s | litllm bf16 tok/s "
+        "| litllm int8 tok/s | litllm int8 + bf16 tok/s | litllm fp32 no cache tok/s "
+        "| fp32 / transformers | bf16 / transformers | int8 / transformers | int8 + bf16 / transformers "
+        "| cache / no cache |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         plain = f"{r['no_cache_tok_s']:,.1f}"
         if r["no_cache_new_tokens"] != r["new_tokens"]:
             plain += f" ({r['no_cache_new_tokens']} tokens)"
+        speeds = " | ".join(f"{r[f'{key}_tok_s']:,.1f}" for key, _, _ in VARIANTS)
+        ratios = " | ".join(f"{r[f'{key}_vs_hf']:.2f}" for key, _, _ in VARIANTS)
         lines.append(
-            f"| {r['shape']} | {r['batch']} | {r['new_tokens']} | {r['cache_tok_s']:,.1f} | {plain} | {r['hf_tok_s']:,.1f} "
-            f"| {r['cache_vs_hf']:.2f} | {r['cache_vs_no_cache']:.1f} |"
+            f"| {r['shape']} | {r['batch']} | {r['new_tokens']} | {r['hf_tok_s']:,.1f} | {speeds} | {plain} "
+            f"| {ratios} | {r['cache_vs_no_cache']:.1f} |"
         )
     lines.append("")
+    busy = meta["max_busy_before_a_run"] or 0.0
+    if busy > 0.15:
+        lines.append(
+            f"**Measured on a loaded machine**: other processes kept up to {busy:.0%} of the CPU busy when a run "
+            "started, so the absolute figures are low and noisy; the variants alternate, so the ratios are the "
+            "figures to read.\n"
+        )
     lines.append(
-        f"torch {meta['torch']}, transformers {meta['transformers']}, {meta['threads']} threads, fp32, greedy, "
-        f"{PROMPT_TOKENS}-token prompt. Fewer new tokens where 512 would take minutes (124M at batch 8; the no-cache "
-        "column as noted: its tokens/s fall as the context grows, so at 512 tokens they would be lower still and the "
-        "cache / no cache ratio higher); "
-        f"median of {meta['repeats']} alternating runs for the cache and transformers columns, one run without cache. "
-        f"Each run waited for the other processes to go quiet (busiest start: {meta['max_busy_before_a_run']:.0%} "
+        f"torch {meta['torch']}, torchao {meta['torchao']}, transformers {meta['transformers']}, "
+        f"{meta['threads']} thread(s), greedy, "
+        f"{PROMPT_TOKENS}-token prompt. "
+        + (
+            f"{meta['new_tokens']} new tokens per run (--new_tokens), the no-cache column as noted; "
+            if meta.get("new_tokens")
+            else "Fewer new tokens where 512 would take minutes (124M at batch 8; the no-cache column as noted: its "
+            "tokens/s fall as the context grows, so at 512 tokens they would be lower still and the cache / no cache "
+            "ratio higher); "
+        )
+        + f"median of {meta['repeats']} alternating rounds of the cached litllm variants and transformers, one run "
+        "without cache. int8: torchao's weight-only int8 Linear layers (eager PyTorch, no torch.compile). "
+        f"Each run waited up to {meta.get('max_wait', 20):g} s for the other processes to go quiet (busiest start: "
+        f"{meta['max_busy_before_a_run']:.0%} "
         "of the CPU busy)."
     )
     return "\n".join(lines) + "\n"
@@ -177,21 +223,33 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny shape, 64 tokens: a smoke test")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, action="append", help="only these batch sizes (repeatable)")
+    parser.add_argument("--new_tokens", type=int, default=None, help="new tokens per run instead of the table's")
+    parser.add_argument("--max_wait", type=float, default=20.0, help="longest wait (s) for a quiet machine per run")
     parser.add_argument("--out", default=str(RESULTS / "generate_throughput"), help="path stem of the .json/.md")
     opts = parser.parse_args()
+    import torchao
     import transformers
 
     torch.set_num_threads(opts.threads)
+    MAX_WAIT[0] = opts.max_wait
     shapes = QUICK_SHAPES if opts.quick else SHAPES
+    if opts.new_tokens:
+        n = opts.new_tokens
+        shapes = [(*shape[:3], {b: (n, min(n, plain)) for b, (_, plain) in shape[3].items()}) for shape in shapes]
+    batches = set(opts.batch or [1, 8])
     start = time.perf_counter()
-    rows = [row for shape in shapes for row in bench_shape(*shape, repeats=opts.repeats)]
+    rows = [row for shape in shapes for row in bench_shape(*shape, repeats=opts.repeats, batches=batches)]
     meta = {
         "torch": torch.__version__,
+        "torchao": torchao.__version__,
         "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
         "repeats": opts.repeats,
         "machine": platform.processor() or platform.machine(),
         "seconds": round(time.perf_counter() - start),
+        "new_tokens": opts.new_tokens,
+        "max_wait": opts.max_wait,
         "max_busy_before_a_run": round(max(BUSY), 2) if BUSY else None,
     }
     table = markdown(rows, meta)

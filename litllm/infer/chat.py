@@ -14,7 +14,14 @@ from typing import TextIO
 
 import torch
 
-from litllm.infer.textgen import add_sampling_args, load_for_inference, one_line_warnings, sampling_kwargs, stream_text
+from litllm.infer.textgen import (
+    add_sampling_args,
+    inference_kwargs,
+    load_for_inference,
+    one_line_warnings,
+    sampling_kwargs,
+    stream_text,
+)
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
 from litllm.model.templates import Message, Template
@@ -103,7 +110,7 @@ def chat_main(args: list[str], stdin: TextIO | None = None, stdout: TextIO | Non
     sampling = sampling_kwargs(opts)  # checked before the model is loaded
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
 
-    model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
+    model, tokenizer = load_for_inference(opts.model_dir, **inference_kwargs(opts))
     template = ModelDir(opts.model_dir).template()
     mode = f"template {template.name!r}" if template else "no template saved: plain continuation of the text"
     stdout.write(f"litllm chat ({mode}). {HELP}\n")

@@ -96,7 +96,7 @@ def format_table(results: dict[str, float]) -> str:
 
 def evaluate_main(args: list[str]) -> None:
     """``litllm evaluate``: print loss, perplexity and bits per byte; optionally write them as JSON."""
-    from litllm.infer.textgen import add_model_dir_arg, load_for_inference
+    from litllm.infer.textgen import add_inference_args, add_model_dir_arg, inference_kwargs, load_for_inference
 
     parser = argparse.ArgumentParser(prog="litllm evaluate", description="Loss, perplexity and bits per byte.")
     add_model_dir_arg(parser)
@@ -110,13 +110,12 @@ def evaluate_main(args: list[str]) -> None:
     parser.add_argument("--split", default="test", help="split of a datasets dataset")
     parser.add_argument("--max_tokens", type=int, default=None, help="stop after the document that reaches this")
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    add_inference_args(parser)
     parser.add_argument("--output", default=None, help="write the results to this JSON file")
     opts = parser.parse_args(args)
     if opts.data is None and opts.prompts is None:
         parser.error("give --data (text to score), --prompts (a JSON file of prompts to answer), or both")
-    model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
+    model, tokenizer = load_for_inference(opts.model_dir, **inference_kwargs(opts))
     record: dict = {"model_dir": str(opts.model_dir)}
     if opts.data is not None:
         texts = read_texts(opts.data, opts.text_field, opts.dataset_config, opts.split)

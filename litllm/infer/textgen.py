@@ -21,6 +21,7 @@ import torch
 from litllm._moved import warn_renamed
 from litllm.errors import ConfigError, DataError
 from litllm.infer.generate import generate_tokens
+from litllm.infer.quantize import QUANTIZE_CHOICES, quantize_model
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
 from litllm.model.tokenizer import Tokenizer
@@ -148,10 +149,36 @@ def one_line_warnings(stream: TextIO | None = None) -> Iterator[None]:
         yield
 
 
-def load_for_inference(model_dir: str, device: str | None = None, dtype: str = "float32") -> tuple[GPT, Tokenizer]:
-    """Load a model directory on ``device`` (default: CUDA when present) in ``dtype``, ready to generate."""
+def load_for_inference(
+    model_dir: str, device: str | None = None, dtype: str = "float32", quantize: str | None = None
+) -> tuple[GPT, Tokenizer]:
+    """Load a model directory on ``device`` (default: CUDA when present) in ``dtype``, ready to generate.
+
+    ``quantize="int8"`` then stores the Linear weights as int8 (``litllm.infer.quantize``); the
+    activations stay in ``dtype``. Every inference verb (generate, chat, evaluate, serve) loads through here.
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r} is not supported: choose one of {', '.join(DTYPES)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return ModelDir(model_dir).load(device=device, dtype=DTYPES[dtype])
+    model, tokenizer = ModelDir(model_dir).load(device=device, dtype=DTYPES[dtype])
+    return quantize_model(model, quantize), tokenizer
+
+
+def add_inference_args(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--dtype`` and ``--quantize``: how a model is loaded, the same for every inference verb."""
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES), help="weights and activations")
+    parser.add_argument(
+        "--quantize",
+        default=None,
+        choices=list(QUANTIZE_CHOICES),
+        help="int8: store the Linear weights as int8 (weight-only; needs torchao: the 'quantize' extra)",
+    )
+
+
+def inference_kwargs(opts: argparse.Namespace) -> dict:
+    """The ``load_for_inference`` keywords of options added by ``add_inference_args``."""
+    return {"device": opts.device, "dtype": opts.dtype, "quantize": opts.quantize}
 
 
 class _ModelDirOption(argparse.Action):
@@ -183,8 +210,7 @@ def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 200
     parser.add_argument("--top_p", type=float, default=1.0, help="sample within this probability mass (nucleus)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stop", action="append", default=[], help="stop when this string appears (repeatable)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    add_inference_args(parser)
 
 
 def sampling_kwargs(opts: argparse.Namespace) -> dict:
@@ -228,7 +254,7 @@ def generate_main(args: list[str]) -> None:
     sampling = sampling_kwargs(opts)  # checked before the model is loaded
 
     prompts = read_prompts(opts.prompts_file) if opts.prompts_file else [opts.prompt]
-    model, tokenizer = load_for_inference(opts.model_dir, opts.device, opts.dtype)
+    model, tokenizer = load_for_inference(opts.model_dir, **inference_kwargs(opts))
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(opts.seed)
 
     def write(text: str) -> None:

@@ -43,6 +43,7 @@ class LitLLMEvalModel(LM):
         model_dir: str | None = None,
         device: str | None = None,
         dtype: str = "float32",
+        quantize: str | None = None,
         batch_size: int | str = 1,
         max_gen_toks: int = 256,
         checkpoint: str | None = None,
@@ -53,7 +54,7 @@ class LitLLMEvalModel(LM):
             model_dir = model_dir or checkpoint
         if model_dir is None:
             raise TypeError("LitLLMEvalModel needs model_dir, the model directory to evaluate")
-        self.model, self.tokenizer = load_for_inference(model_dir, device, dtype)
+        self.model, self.tokenizer = load_for_inference(model_dir, device, dtype, quantize)
         self._device = next(self.model.parameters()).device
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 1
         self.max_gen_toks = int(max_gen_toks)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from litllm.errors import ConfigError
-from litllm.infer.textgen import add_model_dir_arg, load_for_inference
+from litllm.infer.textgen import add_inference_args, add_model_dir_arg, inference_kwargs, load_for_inference
 from litllm.model.model_dir import ModelDir
 
 
@@ -30,7 +30,7 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         default=None,
         help="the model's name in the API (default: the directory's; the run's for a run's final/)",
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    add_inference_args(parser)
     parser.add_argument("--log_level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     opts = parser.parse_args(args)
     if opts.max_batch < 1:
@@ -57,7 +57,7 @@ def serve_main(args: list[str]) -> None:
         raise ConfigError(f'litllm serve needs FastAPI and uvicorn ({err}): pip install -e ".[serve]"') from None
     from litllm.serve.engine import Engine
 
-    model, tokenizer = load_for_inference(opts.model_dir, opts.device)
+    model, tokenizer = load_for_inference(opts.model_dir, **inference_kwargs(opts))
     template = ModelDir(opts.model_dir).template()
     name = opts.model_name or default_name(opts.model_dir)
     engine = Engine(model, tokenizer, max_batch=opts.max_batch)

@@ -10,7 +10,8 @@ either direction. An HF config the backbone cannot express raises ``ConfigError`
 - ``gpt2.py``, ``llama.py``, ``mistral.py``, ``qwen2.py``, ``qwen3.py``: one family each;
 - ``state.py``: both directions of the weight mapping, from a family's tensor table;
 - ``hf_files.py``: Hugging Face's file names, weights and tokenizer files;
-- ``directories.py``: whole directories both ways; ``cli.py``: ``litllm convert``.
+- ``directories.py``: whole directories both ways; ``cli.py``: ``litllm convert``;
+- ``gguf.py``: ``litllm convert to-gguf``, one GGUF file for llama.cpp (imported on use: needs ``gguf``).
 """
 
 from __future__ import annotations
