@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "litllm"
-LAYERS = ["errors", "_moved", "corpus", "model", "data", "prepare", "infer", "train", "interop", "cli"]
+LAYERS = ["errors", "_moved", "corpus", "model", "data", "parallel", "prepare", "infer", "train", "interop", "cli"]
 """Bottom to top (``cli`` imports the verbs by name, when one runs)."""
 NO_LIGHTNING = {"errors", "_moved", "corpus", "model", "prepare", "infer", "interop"}
 
