@@ -3,8 +3,8 @@
     python parallel_run.py OUT.json --cache DIR --root DIR [--strategy auto|fsdp2|tp2|...] [--devices N]
         [--replicas R] [--arch tiny-gpt2|tiny-llama] [--steps N] [--ckpt_path P]
 
-Rank 0 writes the per-step training loss of the whole global batch to OUT.json; the run's consolidated
-model directory is ``<root>/final``.
+Rank 0 writes the per-step training loss of the whole global batch (and the validation loss) to OUT.json;
+the run's consolidated model directory is ``<root>/final``, its samples ``<root>/samples.txt``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--ckpt_path", default=None)
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--val_batches", type=int, default=0, help="validate (and sample) at the end on this many")
     args = parser.parse_args(argv)
     register_strategies()
     L.seed_everything(7)
@@ -65,9 +67,11 @@ def main(argv: list[str] | None = None) -> None:
         accelerator="cpu",
         devices=args.devices,
         strategy=args.strategy,
-        precision="32-true",
+        precision=args.precision,
         max_steps=args.steps,
-        limit_val_batches=0,
+        gradient_clip_val=1.0,
+        limit_val_batches=args.val_batches,
+        val_check_interval=args.steps,
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=1,
@@ -77,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer.fit(module, datamodule=dm, ckpt_path=args.ckpt_path)
     if trainer.is_global_zero:
-        Path(args.out).write_text(json.dumps({"losses": record.losses, "global_step": trainer.global_step}))
+        val = trainer.callback_metrics.get("val/loss")
+        result = {"losses": record.losses, "global_step": trainer.global_step, "val_loss": val and float(val)}
+        Path(args.out).write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
