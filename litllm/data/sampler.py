@@ -162,7 +162,7 @@ def data_parallel_split(trainer) -> tuple[int, int]:
     """
     if trainer is None:
         return 0, 1
-    strategy = trainer.strategy
+    strategy = getattr(trainer, "strategy", None)
     size = getattr(strategy, "data_parallel_size", None)
     if isinstance(size, int):
         return strategy.data_parallel_rank, size

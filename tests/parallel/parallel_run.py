@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", required=True)
     parser.add_argument("--ckpt_path", default=None)
     parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--activation_checkpointing", action="store_true")
     parser.add_argument("--val_batches", type=int, default=0, help="validate (and sample) at the end on this many")
     args = parser.parse_args(argv)
     register_strategies()
@@ -60,7 +61,12 @@ def main(argv: list[str] | None = None) -> None:
         cache_dir=args.cache,
     )
     module = PretrainModule(
-        arch=args.arch, learning_rate=3e-3, warmup_steps=2, max_steps=args.schedule, weight_decay=0.1
+        arch=args.arch,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        max_steps=args.schedule,
+        weight_decay=0.1,
+        activation_checkpointing=args.activation_checkpointing,
     )
     record = RecordLosses()
     trainer = L.Trainer(
