@@ -41,7 +41,7 @@ def mesh_shape(world_size: int, data_parallel_size: int | str, tensor_parallel_s
         raise ConfigError(
             f"the mesh data_parallel_size={data_parallel_size} x tensor_parallel_size={tensor_parallel_size} "
             f"does not fit the run's {world_size} process(es) (trainer.devices x trainer.num_nodes): "
-            "their product must equal it"
+            "their product must equal it ('auto' takes the quotient)"
         )
     return dp, tp
 
@@ -50,8 +50,8 @@ class MeshStrategy(ModelParallelStrategy):
     """Data parallelism (FSDP2) times tensor parallelism on a ``(data_parallel, tensor_parallel)`` device mesh.
 
     Args:
-        data_parallel_size: Number of data-parallel replicas (each one FSDP-sharded over its processes'
-            rows). ``auto``: the processes divided by ``tensor_parallel_size``.
+        data_parallel_size: Number of data-parallel replicas, each reading its own batches; FSDP2 shards
+            the weights across them. ``auto``: the processes divided by ``tensor_parallel_size``.
         tensor_parallel_size: Processes that split each block's heads and MLP width (keep them within a
             node: they talk at every layer). ``auto``: the processes divided by ``data_parallel_size``,
             or 1 when both are ``auto``.

@@ -19,7 +19,7 @@ rows are reordered so that process r's contiguous slice holds the q, k and v row
 (``qkv_rows``). The reordering is undone wherever full weights leave the run (``canonical_qkv``,
 used by the final model directory), so ``final/`` is the same whatever the mesh. Lightning's own
 checkpoints hold the reordered rows and resume under the same ``tensor_parallel_size`` only
-(``LLMModule`` records it in every checkpoint and checks it on resume).
+(``MeshStrategy`` records it in every checkpoint and checks it on resume).
 """
 
 from __future__ import annotations

@@ -128,7 +128,9 @@ def test_tp2_gpt2_style_matches_one_process_and_resumes_only_with_its_size(tmp, 
 
 def test_tp2_llama_style_matches_one_process_in_training_validation_and_sampling(tmp, single):
     reference = single["tiny-llama"]
-    got = run(tmp, "tp2-llama", "--strategy", "tp2", "--devices", "2", "--arch", "tiny-llama", "--val_batches", "2")
+    # With activation recomputation too (each block's forward, collectives included, runs again in backward).
+    args = ("--strategy", "tp2", "--devices", "2", "--arch", "tiny-llama", "--val_batches", "2")
+    got = run(tmp, "tp2-llama", *args, "--activation_checkpointing")
     same_losses(got["losses"], reference["losses"])
     assert got["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
     # The end-of-validation sample: 64 tokens generated on the KV cache, heads split over both processes.
