@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ckpt_path", default=None)
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--activation_checkpointing", action="store_true")
+    parser.add_argument("--qk_norm", action="store_true", help="RMS-normalise queries and keys per head")
     parser.add_argument("--val_batches", type=int, default=0, help="validate (and sample) at the end on this many")
     args = parser.parse_args(argv)
     register_strategies()
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     module = PretrainModule(
         arch=args.arch,
+        arch_overrides={"qk_norm": True} if args.qk_norm else None,
         learning_rate=3e-3,
         warmup_steps=2,
         max_steps=args.schedule,

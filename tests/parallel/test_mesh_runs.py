@@ -3,7 +3,8 @@
 Same seed, same data, no dropout, fp32, gradients clipped at norm 1: the loss of every step and the consolidated ``final/`` model
 directory of a ``tp2`` run (2 processes) and of a data-parallel x tensor-parallel run (``tp2`` on 4
 processes: 2 FSDP replicas of 2 tensor-parallel processes) match a one-process run, on a GPT-2-style
-model (biases, LayerNorm, learned positions) and a Llama-style one (RoPE, GQA, RMSNorm, SwiGLU). Each
+model (biases, LayerNorm, learned positions) and a Llama-style one (RoPE, GQA, RMSNorm, SwiGLU, with
+per-head query/key norms as in OLMo-2 and Qwen3, whose gradients are summed over the heads' processes). Each
 run is its own Python process (``parallel_run.py``): Lightning's launcher re-executes the command line.
 """
 
@@ -71,7 +72,7 @@ def single(tmp) -> dict[str, dict]:
     try:
         for arch in ("tiny-gpt2", "tiny-llama"):
             out, root = tmp / f"single-{arch}.json", tmp / f"single-{arch}"
-            val = ["--val_batches", "2"] if arch == "tiny-llama" else []
+            val = ["--val_batches", "2", "--qk_norm"] if arch == "tiny-llama" else []
             script.main([str(out), "--cache", str(tmp / "cache"), "--root", str(root), "--arch", arch, *val])
             results[arch] = json.loads(out.read_text())
     finally:  # seed_everything exports PL_GLOBAL_SEED: leave the environment as it was
@@ -129,7 +130,7 @@ def test_tp2_gpt2_style_matches_one_process_and_resumes_only_with_its_size(tmp, 
 def test_tp2_llama_style_matches_one_process_in_training_validation_and_sampling(tmp, single):
     reference = single["tiny-llama"]
     # With activation recomputation too (each block's forward, collectives included, runs again in backward).
-    args = ("--strategy", "tp2", "--devices", "2", "--arch", "tiny-llama", "--val_batches", "2")
+    args = ("--strategy", "tp2", "--devices", "2", "--arch", "tiny-llama", "--qk_norm", "--val_batches", "2")
     got = run(tmp, "tp2-llama", *args, "--activation_checkpointing")
     same_losses(got["losses"], reference["losses"])
     assert got["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
@@ -140,6 +141,7 @@ def test_tp2_llama_style_matches_one_process_in_training_validation_and_sampling
 
 
 def test_fsdp2_times_tp2_on_four_processes_matches_one_process(tmp, single):
-    got = run(tmp, "dp2-tp2", "--strategy", "tp2", "--devices", "4", "--replicas", "2", "--arch", "tiny-llama")
+    args = ("--strategy", "tp2", "--devices", "4", "--replicas", "2", "--arch", "tiny-llama", "--qk_norm")
+    got = run(tmp, "dp2-tp2", *args)
     same_losses(got["losses"], single["tiny-llama"]["losses"])
     same_model_directory(tmp / "dp2-tp2" / "final", tmp / "single-tiny-llama" / "final", "tiny-llama")
