@@ -11,6 +11,7 @@ LAYERS = [
     "corpus",
     "model",
     "data",
+    "parallel",
     "prepare",
     "infer",
     "serve",

@@ -32,7 +32,7 @@ from litllm.data.builders import (
 )
 from litllm.data.contract import Collate, DataContract
 from litllm.data.preference import PreferenceFields
-from litllm.data.sampler import ResumableDataLoader, resumable_loader
+from litllm.data.sampler import ResumableDataLoader, data_parallel_split, resumable_loader
 from litllm.data.settings import RecordSettings, SourceSettings
 from litllm.data.tokenizer_source import TokenizerSource
 from litllm.errors import ConfigError
@@ -186,8 +186,7 @@ class LLMDataModule(L.LightningDataModule):
         """On every process: open the tokenizer and the cached (or prepared, streamed) data as datasets."""
         if self.train_dataset is not None:
             return
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        rank, world = data_parallel_split(self.trainer)  # tensor-parallel processes share their batches
         built = self.builder.build(rank, world)
         self.train_dataset, self.val_dataset, self.collate_fn = built.train, built.val, built.collate
         self._contract = built.contract
@@ -215,8 +214,7 @@ class LLMDataModule(L.LightningDataModule):
         )
         if isinstance(dataset, IterableDataset):  # streamed: split across ranks by the stream itself
             return DataLoader(dataset, drop_last=drop_last, **common)
-        trainer = self.trainer
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        rank, world = data_parallel_split(self.trainer)
         if train:
             # Our own sampler (a DistributedSampler, so Lightning leaves it alone): shuffle=False means the
             # same order as on one process (rank r takes samples r, r + world, ...), and the loader's

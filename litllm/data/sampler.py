@@ -153,6 +153,22 @@ class ResumableDataLoader(DataLoader):
         self._handed_out = batches
 
 
+def data_parallel_split(trainer) -> tuple[int, int]:
+    """This process's data-parallel rank and the number of data-parallel replicas (``(0, 1)`` without a trainer).
+
+    The processes that split one model by tensor parallelism (``litllm.parallel.MeshStrategy``) must read
+    the same batches: such a strategy says which replica a process belongs to (``data_parallel_rank`` of
+    ``data_parallel_size``). Under any other strategy every process is a replica of its own.
+    """
+    if trainer is None:
+        return 0, 1
+    strategy = getattr(trainer, "strategy", None)
+    size = getattr(strategy, "data_parallel_size", None)
+    if isinstance(size, int):
+        return strategy.data_parallel_rank, size
+    return trainer.global_rank, trainer.world_size
+
+
 def data_seed() -> int:
     """The run's seed (``seed_everything`` exports it), so each run's shuffle is reproducible."""
     return int(os.environ.get("PL_GLOBAL_SEED", 0))

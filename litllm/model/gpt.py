@@ -145,13 +145,15 @@ class Attention(nn.Module):
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache | None = None
     ) -> torch.Tensor:
         b, t, _ = x.shape
-        q, k, v = self.qkv(x).split(
-            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], dim=-1
-        )
+        qkv = self.qkv(x)
+        # Head counts from the width: under tensor parallelism (litllm.parallel) a process holds only its heads.
+        n_kv_head = qkv.size(-1) // self.head_dim // (self.n_head // self.n_kv_head + 2)
+        n_head = n_kv_head * (self.n_head // self.n_kv_head)
+        q, k, v = qkv.split([n_head * self.head_dim, n_kv_head * self.head_dim, n_kv_head * self.head_dim], dim=-1)
         # (B, T, heads * head_dim) -> (B, heads, T, head_dim), the layout SDPA expects
-        q = q.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
-        k = k.view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = v.view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q = q.view(b, t, n_head, self.head_dim).transpose(1, 2)
+        k = k.view(b, t, n_kv_head, self.head_dim).transpose(1, 2)
+        v = v.view(b, t, n_kv_head, self.head_dim).transpose(1, 2)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
@@ -168,9 +170,9 @@ class Attention(nn.Module):
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=mask is None,
-            enable_gqa=self.n_kv_head != self.n_head,
+            enable_gqa=n_kv_head != n_head,
         )
-        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
+        y = y.transpose(1, 2).reshape(b, t, n_head * self.head_dim)
         return self.resid_drop(self.proj(y))
 
     def _forward_cached(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: LayerCache) -> torch.Tensor:
@@ -188,8 +190,8 @@ class Attention(nn.Module):
             mask = kpos <= qpos
             if self.sliding_window is not None:
                 mask = mask & (kpos > qpos - self.sliding_window)
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=self.n_kv_head != self.n_head)
-        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=keys.size(1) != q.size(1))
+        y = y.transpose(1, 2).reshape(b, t, q.size(1) * self.head_dim)
         return self.proj(y)
 
 

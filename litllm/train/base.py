@@ -20,6 +20,7 @@ from torchmetrics import MeanMetric
 from litllm._moved import warn_renamed
 from litllm.data.contract import DataContract
 from litllm.data.module import LLMDataModule
+from litllm.data.sampler import data_parallel_split
 from litllm.errors import ConfigError
 from litllm.model.adapters import grow_vocabulary
 from litllm.model.config import resolve_config
@@ -29,7 +30,7 @@ from litllm.model.templates import Template
 from litllm.model.tokenizer import Tokenizer
 from litllm.train.callbacks import write_metrics
 from litllm.train.checkpoints import check_fits, describe_run
-from litllm.train.distributed import check_data_split, data_parallel_mesh, recompute_block_activations, shard
+from litllm.train.distributed import check_training_loaders, fsdp_mesh, recompute_block_activations, shard
 from litllm.train.optim import adamw_kernel, make_adamw, parameter_groups, scale_gradients, warmup_cosine
 
 
@@ -191,9 +192,10 @@ class LLMModule(L.LightningModule):
             model = adapt(model, hp.method, hp.lora_r, hp.lora_alpha, hp.lora_dropout, targets, hp.quant_type, bf16)
         if mesh is not None:
             bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
-            # Every process is a data-parallel rank (not only the mesh's "data_parallel" dimension, which
-            # has size 1 on one node with Lightning's default sizes): see data_parallel_mesh.
-            shard(model, data_parallel_mesh(mesh), torch.bfloat16 if bf16 else None, cpu_offload=hp.cpu_offload)
+            # MeshStrategy: tensor parallelism within its groups, then FSDP2 over the data-parallel dimension;
+            # Lightning's ModelParallelStrategy: FSDP2 over every process (see data_parallel_mesh).
+            dp_mesh = fsdp_mesh(model, mesh, self.trainer.strategy)
+            shard(model, dp_mesh, torch.bfloat16 if bf16 else None, cpu_offload=hp.cpu_offload)
         self.model = torch.compile(model) if hp.compile else model
 
     def _device_for_build(self) -> torch.device:
@@ -276,26 +278,21 @@ class LLMModule(L.LightningModule):
         """Turn gradients of summed token losses into gradients of the mean over every token of the step.
 
         Lightning divides each micro-batch's loss by ``accumulate_grad_batches`` and DDP/FSDP average
-        gradients over processes, so the gradients hold sum / (accumulation * world); multiplying by
-        accumulation * world / (tokens in all micro-batches on all processes) gives the token mean of
-        the whole global batch, however it was split and however much padding each piece had.
+        gradients over the data-parallel replicas, so the gradients hold sum / (accumulation * replicas);
+        multiplying by accumulation * replicas / (tokens in all micro-batches of all replicas) gives the
+        token mean of the whole global batch, however it was split and however much padding each piece had.
+        (The processes of a tensor-parallel group share a batch: its tokens are counted once.)
         """
         if self._step_tokens is None:
             return
         tokens, self._step_tokens = self._step_tokens.float(), None
-        world = self.trainer.world_size
+        world, replicas = self.trainer.world_size, data_parallel_split(self.trainer)[1]
         if world > 1:
-            tokens = self.trainer.strategy.reduce(tokens, reduce_op="sum")
-        scale_gradients(self.parameters(), world * self.trainer.accumulate_grad_batches / tokens.clamp(min=1))
+            tokens = self.trainer.strategy.reduce(tokens, reduce_op="sum") * (replicas / world)
+        scale_gradients(self.parameters(), replicas * self.trainer.accumulate_grad_batches / tokens.clamp(min=1))
 
     def on_train_start(self) -> None:
-        loaders = self.trainer.train_dataloader
-        if isinstance(loaders, dict):
-            loaders = list(loaders.values())
-        for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
-            problem = check_data_split(loader, self.trainer.world_size)
-            if problem is not None:
-                raise ConfigError(problem)
+        check_training_loaders(self.trainer)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.normalize_by_tokens()

@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
+from litllm.data.sampler import data_parallel_split
 from litllm.model.model_dir import ModelDir
 
 
@@ -67,18 +68,18 @@ class SpeedMonitor(Callback):
         if ids.device.type == "cuda":
             torch.cuda.synchronize(ids.device)
         elapsed = time.perf_counter() - self._start
-        world = trainer.world_size
-        tokens_per_sec = self._tokens * world / elapsed
+        replicas = data_parallel_split(trainer)[1]  # the processes of a tensor-parallel group share a batch
+        tokens_per_sec = self._tokens * replicas / elapsed
         metrics = {
             "speed/tokens_per_sec": tokens_per_sec,
-            "speed/samples_per_sec": self._samples * world / elapsed,
+            "speed/samples_per_sec": self._samples * replicas / elapsed,
             "speed/peak_memory_gb": peak_memory_bytes(ids.device) / 1e9,
         }
         peak = self.peak_flops or gpu_peak_flops(ids.device, trainer.precision)
         config = getattr(pl_module, "config", None)
         if peak and config is not None:
             flops_per_token = config.flops_per_token(ids.size(1))
-            metrics["speed/mfu"] = flops_per_token * tokens_per_sec / (peak * world)
+            metrics["speed/mfu"] = flops_per_token * tokens_per_sec / (peak * trainer.world_size)
         write_metrics(trainer, metrics)
         if trainer.progress_bar_callback is not None:
             pl_module.log("tok/s", tokens_per_sec, prog_bar=True, on_step=True, on_epoch=False, rank_zero_only=True)
@@ -282,11 +283,17 @@ class ModelExport(Callback):
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The full (unsharded) state dict on CPU, gathering FSDP2 shards when the parameters are DTensors."""
+    """The full (unsharded) state dict on CPU, gathering FSDP2 and tensor-parallel shards (DTensors).
+
+    Under tensor parallelism the fused qkv rows are put back in the model's own order (``canonical_qkv``).
+    """
     if any(hasattr(p, "full_tensor") for p in model.parameters()):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        from litllm.parallel.tensor import canonical_qkv
+
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return canonical_qkv(model, state)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 

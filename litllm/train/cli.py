@@ -19,6 +19,8 @@ from litllm.train.resume import exit_if_interrupted, load_checkpoint, nonzero_ex
 def _cli_class():
     from lightning.pytorch.cli import LightningCLI
 
+    from litllm.parallel.names import check_strategy_name
+
     class LitLLMCLI(LightningCLI):
         subcommand_mode = True
 
@@ -43,6 +45,8 @@ def _cli_class():
             if data_args.get("mode", "text") != "text" and data_args.get("tokenizer") is None and init_from:
                 data_args["tokenizer"] = init_from  # the data module reads the directory's tokenizer and template
             trainer = cfg.trainer
+            if isinstance(trainer.strategy, str):  # one line for an unknown name, not Lightning's paragraph
+                check_strategy_name(trainer.strategy)
             root = trainer.default_root_dir or "out"
             trainer.default_root_dir = root
             if trainer.logger is None or trainer.logger is True:
@@ -140,8 +144,10 @@ def finetune_main(args: list[str]) -> None:
 def run_lightning(args: list[str] | None = None, run: bool = True):
     """Run a LightningCLI subcommand with litllm's defaults; ``args`` None reads ``sys.argv``."""
     from litllm.data import LLMDataModule
+    from litllm.parallel import register_strategies
     from litllm.train import LLMModule
 
+    register_strategies()  # --trainer.strategy fsdp2 | tp2 | tp4 | tp8 | mesh
     # `litllm finetune` hands LightningCLI the arguments after the method; Lightning warns that they
     # differ from sys.argv, which is intended here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")

@@ -1,9 +1,10 @@
 """Sharding and activation checkpointing for the backbone.
 
 FSDP2 (``torch.distributed.fsdp.fully_shard``) is applied per transformer block and then at the root,
-inside ``configure_model``, when Lightning's ``ModelParallelStrategy`` provides a device mesh. litllm
-applies no tensor parallelism, so every process of that mesh is a data-parallel FSDP rank (see
-``data_parallel_mesh``). The same code runs on CPU (gloo) and GPU (NCCL). Activation checkpointing uses the composable
+inside ``configure_model``, when Lightning's ``ModelParallelStrategy`` provides a device mesh. Under
+litllm's ``MeshStrategy`` the blocks are first split by tensor parallelism over the mesh's
+``tensor_parallel`` dimension and FSDP2 shards over its ``data_parallel`` one (``fsdp_mesh``); under
+Lightning's own ``ModelParallelStrategy`` every process is a data-parallel FSDP rank (``data_parallel_mesh``). The same code runs on CPU (gloo) and GPU (NCCL). Activation checkpointing uses the composable
 ``torch.distributed._composable.checkpoint``, which keeps parameter names, so full checkpoints still load.
 """
 
@@ -20,6 +21,18 @@ def recompute_block_activations(model: GPT) -> None:
 
     for block in model.blocks:
         checkpoint(block)
+
+
+def fsdp_mesh(model: torch.nn.Module, mesh, strategy):
+    """Apply ``MeshStrategy``'s tensor parallelism to ``model``; return the mesh FSDP2 shards over."""
+    from litllm.parallel.strategy import MeshStrategy
+    from litllm.parallel.tensor import parallelize
+
+    if not isinstance(strategy, MeshStrategy):
+        return data_parallel_mesh(mesh)
+    if mesh["tensor_parallel"].size() > 1:
+        parallelize(model, mesh["tensor_parallel"])
+    return mesh["data_parallel"]
 
 
 def data_parallel_mesh(mesh):
@@ -70,7 +83,8 @@ def check_data_split(dataloader, world_size: int) -> str | None:
     Lightning's ``ModelParallelStrategy`` (on its defaults) tells Lightning that there is one
     data-parallel rank per node, so a loader that Lightning equips with a sampler itself would feed
     every process of a node the same batches; litllm's data module builds its own sampler over all
-    processes. A loader over an ``IterableDataset`` must split itself and is not checked.
+    processes. A loader over an ``IterableDataset`` must split itself and is not checked. ``world_size``
+    counts data-parallel replicas (the processes of a tensor-parallel group read the same batches).
     """
     from torch.utils.data import DataLoader, IterableDataset
 
@@ -86,3 +100,17 @@ def check_data_split(dataloader, world_size: int) -> str | None:
         "they would see the same samples. Use litllm's LLMDataModule, or give the DataLoader a "
         f"DistributedSampler(num_replicas={world_size}, rank=trainer.global_rank)"
     )
+
+
+def check_training_loaders(trainer) -> None:
+    """One ``ConfigError`` when a training loader would feed several data-parallel replicas the same samples."""
+    from litllm.data.sampler import data_parallel_split
+    from litllm.errors import ConfigError
+
+    loaders = trainer.train_dataloader
+    if isinstance(loaders, dict):
+        loaders = list(loaders.values())
+    for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+        problem = check_data_split(loader, data_parallel_split(trainer)[1])
+        if problem is not None:
+            raise ConfigError(problem)

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerStatus
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from litllm.data.sampler import data_parallel_split
 from litllm.errors import CheckpointError, UserError
 
 INTERRUPTED = "interrupted"
@@ -83,7 +84,9 @@ class StepSeed(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         base = int(os.environ.get("PL_GLOBAL_SEED", "0"))  # what seed_everything set
         micro = batch_idx % trainer.accumulate_grad_batches
-        key = ((base * 1_000_003 + trainer.global_step) * 1_009 + micro) * 4_099 + trainer.global_rank
+        # The data-parallel rank: the processes of a tensor-parallel group must draw the same dropout masks.
+        rank = data_parallel_split(trainer)[0]
+        key = ((base * 1_000_003 + trainer.global_step) * 1_009 + micro) * 4_099 + rank
         torch.manual_seed(key % (2**63))
 
 

@@ -1,0 +1,143 @@
+"""Tensor parallelism for the backbone: each block's attention heads and MLP width split over processes.
+
+Megatron-style, with ``torch.distributed.tensor.parallel.parallelize_module`` on the mesh's
+``tensor_parallel`` dimension, per block:
+
+    attn.qkv            ColwiseParallel   (each process computes the q, k and v of its own heads)
+    attn.proj           RowwiseParallel   (partial sums of the heads, all-reduced)
+    mlp.gate, mlp.up    ColwiseParallel   (each process holds a slice of the hidden width)
+    mlp.down            RowwiseParallel
+
+The residual stream, the norms, the embeddings and the head stay replicated: every process of a
+tensor-parallel group computes them in full on the same batch (there is no vocabulary-parallel head
+or sequence parallelism). Attention reads its head counts from the width of its qkv output
+(``litllm.model.gpt.Attention``), so the same code runs on n_head / tp heads.
+
+The fused qkv projection stores the rows of all query heads, then all key heads, then all value
+heads. A contiguous split of those rows would give process 0 queries only; so before sharding, the
+rows are reordered so that process r's contiguous slice holds the q, k and v rows of its own heads
+(``qkv_rows``). The reordering is undone wherever full weights leave the run (``canonical_qkv``,
+used by the final model directory), so ``final/`` is the same whatever the mesh. Lightning's own
+checkpoints hold the reordered rows and resume under the same ``tensor_parallel_size`` only
+(``MeshStrategy`` records it in every checkpoint and checks it on resume).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from litllm.errors import ConfigError
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+
+ROWS_ATTRIBUTE = "tensor_parallel_rows"
+"""Set on a reordered qkv ``nn.Linear``: the order of its rows (``qkv_rows``), to undo on export."""
+
+
+def check_divisible(config: ModelConfig, tp: int) -> None:
+    """One line when the model's heads or MLP width cannot be split evenly over ``tp`` processes."""
+    for name in ("n_head", "n_kv_head", "intermediate_size"):
+        value = getattr(config, name)
+        if value % tp:
+            raise ConfigError(
+                f"tensor_parallel_size={tp} does not divide {name}={value}: "
+                f"choose a tensor-parallel size that divides n_head, n_kv_head and intermediate_size"
+            )
+
+
+def qkv_rows(config: ModelConfig, tp: int) -> torch.Tensor:
+    """The order of the fused qkv rows that gives process r of ``tp`` the q, k and v rows of its heads.
+
+    Row i of the reordered weight is row ``qkv_rows(...)[i]`` of the model's own layout.
+    """
+    q = config.n_head * config.head_dim
+    kv = config.n_kv_head * config.head_dim
+    rows = torch.arange(q + 2 * kv)
+    parts = rows[:q].view(tp, -1), rows[q : q + kv].view(tp, -1), rows[q + kv :].view(tp, -1)
+    return torch.cat(parts, dim=1).reshape(-1)
+
+
+def parallelize(model: GPT, tp_mesh) -> None:
+    """Shard every block of ``model`` over the 1-D ``tp_mesh`` (in place). Call before FSDP."""
+    from torch.distributed.tensor import Shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    tp = tp_mesh.size()
+    if tp == 1:
+        return
+    if not isinstance(model, GPT):
+        raise ConfigError(
+            f"tensor parallelism (tensor_parallel_size={tp}) trains full models only: use model.method=full, "
+            "or fsdp2 for LoRA/QLoRA"
+        )
+    config = model.config
+    check_divisible(config, tp)
+    order = qkv_rows(config, tp)
+    plan = {
+        "attn.qkv": ColwiseParallel(),
+        "attn.proj": RowwiseParallel(),
+        "mlp.up": ColwiseParallel(),
+        "mlp.down": RowwiseParallel(),
+    }
+    if config.mlp == "swiglu":
+        plan["mlp.gate"] = ColwiseParallel()
+    for block in model.blocks:
+        replicate(block.norm_1, tp_mesh)
+        replicate(block.norm_2, tp_mesh)
+        if config.qk_norm:  # applied to this process's heads (dim 1): their gradients are summed over the group
+            replicate(block.attn.q_norm, tp_mesh, Shard(1))
+            replicate(block.attn.k_norm, tp_mesh, Shard(1))
+        qkv = block.attn.qkv
+        with torch.no_grad():
+            qkv.weight.data = qkv.weight.data[order.to(qkv.weight.device)]
+            if qkv.bias is not None:
+                qkv.bias.data = qkv.bias.data[order.to(qkv.bias.device)]
+        setattr(qkv, ROWS_ATTRIBUTE, order)
+        parallelize_module(block, tp_mesh, plan)
+    for name in ("wte", "wpe", "norm", "lm_head"):
+        if getattr(model, name) is not None:
+            replicate(getattr(model, name), tp_mesh)
+    if config.tie_embeddings:  # replicate() made a new parameter for wte: share it with the head again
+        model.lm_head.weight = model.wte.weight
+
+
+def replicate(module: torch.nn.Module, tp_mesh, input_placement=None) -> None:
+    """Make ``module``'s parameters replicated DTensors on ``tp_mesh``, its inputs and outputs staying plain.
+
+    The inputs are the same on every process of the group (``input_placement`` None), or this process's
+    part of them (e.g. ``Shard(1)``: its heads).
+
+    Every parameter then lives on the same 2-D (data, tensor) mesh once FSDP has sharded it, which the
+    gradient norm, clipping and the optimizer's foreach kernels need (they refuse a mix of meshes).
+    The gradients of a replicated parameter are the same on every process of the group.
+    """
+    from torch.distributed.tensor import DTensor, Replicate, distribute_module
+
+    placement = input_placement if input_placement is not None else Replicate()
+
+    def inputs(mod, args, mesh):
+        return tuple(
+            DTensor.from_local(a, mesh, [placement], run_check=False)
+            if isinstance(a, torch.Tensor) and not isinstance(a, DTensor)
+            else a
+            for a in args
+        )
+
+    def outputs(mod, out, mesh):
+        return out.to_local() if isinstance(out, DTensor) else out
+
+    distribute_module(module, tp_mesh, input_fn=inputs, output_fn=outputs)
+
+
+def canonical_qkv(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (a full state dict of ``model``) with the reordered qkv rows put back in the model's layout."""
+    for name, module in model.named_modules():
+        order = getattr(module, ROWS_ATTRIBUTE, None)
+        if order is None:
+            continue
+        inverse = torch.argsort(order)
+        for suffix in ("weight", "bias"):
+            key = f"{name}.{suffix}" if name else suffix
+            if key in state:
+                state[key] = state[key][inverse.to(state[key].device)]
+    return state

@@ -1,0 +1,98 @@
+"""A short pretraining run for the parallelism tests, launched as its own process (never inside pytest).
+
+    python parallel_run.py OUT.json --cache DIR --root DIR [--strategy auto|fsdp2|tp2|...] [--devices N]
+        [--replicas R] [--arch tiny-gpt2|tiny-llama] [--steps N] [--ckpt_path P]
+
+Rank 0 writes the per-step training loss of the whole global batch (and the validation loss) to OUT.json;
+the run's consolidated model directory is ``<root>/final``, its samples ``<root>/samples.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import lightning as L
+
+from litllm.data import LLMDataModule
+from litllm.parallel import register_strategies
+from litllm.train import PretrainModule
+
+
+class RecordLosses(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = trainer.callback_metrics["train/loss"].detach()  # token mean of this process's batch
+        if trainer.world_size > 1:  # equal token counts: the mean over processes is the global batch's
+            loss = trainer.strategy.reduce(loss, reduce_op="mean")
+        self.losses.append(float(loss))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train as the arguments say (``argv`` None: the command line; a one-process run may be called in-process)."""
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--strategy", default="auto")
+    parser.add_argument("--devices", type=int, default=1)
+    parser.add_argument("--replicas", type=int, default=1, help="data-parallel replicas (batch split)")
+    parser.add_argument("--steps", type=int, default=12, help="stop after this many optimizer steps")
+    parser.add_argument("--schedule", type=int, default=12, help="length of the learning-rate schedule")
+    parser.add_argument("--arch", default="tiny-gpt2")
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--ckpt_path", default=None)
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--activation_checkpointing", action="store_true")
+    parser.add_argument("--qk_norm", action="store_true", help="RMS-normalise queries and keys per head")
+    parser.add_argument("--val_batches", type=int, default=0, help="validate (and sample) at the end on this many")
+    args = parser.parse_args(argv)
+    register_strategies()
+    L.seed_everything(7)
+    global_batch = 8
+    dm = LLMDataModule(
+        vocab_size=300,
+        block_size=32,
+        batch_size=global_batch // args.replicas,
+        shuffle=False,
+        cache_dir=args.cache,
+    )
+    module = PretrainModule(
+        arch=args.arch,
+        arch_overrides={"qk_norm": True} if args.qk_norm else None,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        max_steps=args.schedule,
+        weight_decay=0.1,
+        activation_checkpointing=args.activation_checkpointing,
+    )
+    record = RecordLosses()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=args.devices,
+        strategy=args.strategy,
+        precision=args.precision,
+        max_steps=args.steps,
+        gradient_clip_val=1.0,
+        limit_val_batches=args.val_batches,
+        val_check_interval=args.steps,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        logger=False,
+        default_root_dir=args.root,
+        callbacks=[record, L.pytorch.callbacks.ModelCheckpoint(dirpath=f"{args.root}/checkpoints", save_last=True)],
+    )
+    trainer.fit(module, datamodule=dm, ckpt_path=args.ckpt_path)
+    if trainer.is_global_zero:
+        val = trainer.callback_metrics.get("val/loss")
+        result = {"losses": record.losses, "global_step": trainer.global_step, "val_loss": val and float(val)}
+        Path(args.out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

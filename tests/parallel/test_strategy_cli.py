@@ -1,0 +1,81 @@
+"""``litllm fit --trainer.strategy NAME``: litllm's short names reach Lightning, an unknown one is one line."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from litllm.cli import main
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_recipe(tmp: Path) -> Path:
+    recipe = {
+        "model": {
+            "class_path": "litllm.train.PretrainModule",
+            "init_args": {"arch": "tiny-gpt2", "arch_overrides": {"block_size": 32}, "warmup_steps": 1},
+        },
+        "data": {
+            "class_path": "litllm.data.LLMDataModule",
+            "init_args": {"vocab_size": 300, "block_size": 32, "batch_size": 4, "cache_dir": str(tmp / "cache")},
+        },
+        "trainer": {
+            "max_steps": 3,
+            "limit_val_batches": 0,
+            "gradient_clip_val": 1.0,
+            "log_every_n_steps": 1,
+            "enable_progress_bar": False,
+            "default_root_dir": str(tmp / "run"),
+            "callbacks": [
+                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}
+            ],
+        },
+    }
+    path = tmp / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_an_unknown_strategy_name_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(tiny_recipe(tmp_path)), "--trainer.strategy", "fsdp3"])
+    assert exit_.value.code == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("INFO: Seed set")]
+    assert len(err) == 1, err  # no traceback, no usage text
+    assert err[0].startswith("litllm: error: trainer.strategy='fsdp3' is not a strategy name: litllm's are fsdp2")
+
+
+def test_fit_with_fsdp2_on_two_cpu_processes(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "litllm.cli", "fit", "--config", str(tiny_recipe(tmp_path))]
+    flags = ["--trainer.strategy", "fsdp2", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    done = subprocess.run([*command, *flags], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    run = tmp_path / "run"
+    # Each process saved its own shard (FSDP2 over both), and the consolidated model directory was written.
+    assert sorted(p.name for p in (run / "checkpoints" / "last.ckpt").glob("*.distcp")) == [
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
+    assert (run / "final" / "model.safetensors").is_file()
+    with open(run / "logs" / "version_0" / "metrics.csv") as f:
+        steps = {row["step"] for row in csv.DictReader(f) if row.get("train/loss")}
+    assert len(steps) == 3
