@@ -93,3 +93,11 @@ def test_muon_refuses_adapters():
     module.configure_model()
     with pytest.raises(ConfigError, match="muon trains full weights"):
         module.configure_optimizers()
+
+
+def test_muon_refuses_sharded_matrices():
+    module = PretrainModule(arch="tiny-gpt2", optimizer="muon", max_steps=10)
+    module.configure_model()
+    module._device_mesh = object()  # what ModelParallelStrategy (FSDP2) sets
+    with pytest.raises(ConfigError, match="FSDP shards"):
+        module.configure_optimizers()
