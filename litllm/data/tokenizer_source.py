@@ -29,7 +29,7 @@ class TokenizerSource:
 
     Args:
         name: ``data.tokenizer``: a ``tokenizer.json`` path, a directory holding one, or a hub repository
-            (``openai-community/gpt2``). None trains a BPE on ``source.train_data`` (its training part when validation is held out of it).
+            (``openai-community/gpt2``). None trains a BPE on ``source.train_data``, less its validation part.
         vocab_size: Vocabulary size of a trained BPE.
         cache_dir: ``data.cache_dir``; fetched and trained tokenizers go under ``<cache_dir>/tokenizers``.
         source: The data, for training a BPE and keying the trained tokenizer's cache.
@@ -52,11 +52,8 @@ class TokenizerSource:
         if self.name is not None:
             return ModelDir.tokenizer_path(self.name)
         # A tokenizer trained on the training part of a held-out split is keyed by the split too.
-        key = "-".join(
-            filter(
-                None, [f"bpe{self.vocab_size}", self.source.fingerprint(self.source.train_data), self.source.split_tag]
-            )
-        )
+        source = self.source
+        key = "-".join(filter(None, [f"bpe{self.vocab_size}", source.fingerprint(source.train_data), source.split_tag]))
         return ModelDir.tokenizer_path(self.cache_dir / "tokenizers" / key)
 
     def ensure(self) -> Tokenizer:
@@ -86,7 +83,7 @@ class TokenizerSource:
         Tokenizer(backend).save(path)
 
     def _train(self, path: Path) -> None:
-        """Train the BPE on the training data only: never on the held-out text nor the streamed validation documents."""
+        """Train the BPE on the training data only: never on held-out text nor streamed validation documents."""
         source = self.source
         rank_zero_info(f"Training a byte-level BPE tokenizer (vocab {self.vocab_size}) on {source.train_data!r}")
         files = sources.resolve_files(source.train_data)

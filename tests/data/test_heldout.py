@@ -75,3 +75,19 @@ def test_records_hold_out_their_last_documents_and_the_tokenizer_never_sees_them
     assert "".join(seen) == "".join(docs[:first])
     tok = dm.contract.tokenizer
     assert tok.decode(dm.val_dataset.tokens.tolist()) == "".join(d + tok.eot_token for d in docs[first:])
+
+
+def test_a_streamed_source_trains_its_tokenizer_after_the_validation_documents(tmp_path, monkeypatch):
+    import datasets
+
+    from litllm.data import sources
+
+    rows = {"text": [f"row {i} of a streamed corpus with several words\n" for i in range(300)]}
+    stream = datasets.Dataset.from_dict(rows).to_iterable_dataset()
+    monkeypatch.setattr(sources, "load_hub_dataset", lambda *a, **k: stream)
+    seen = _spy_on_tokenizer_training(monkeypatch)
+    dm = LLMDataModule(
+        train_data="someone/corpus", streaming=True, val_documents=50, cache_dir=str(tmp_path), vocab_size=280
+    )
+    dm.prepare_data()
+    assert seen == rows["text"][50:]

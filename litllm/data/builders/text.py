@@ -67,26 +67,12 @@ class CachedTextBuilder:
     def _parts(self, tokenizer: Tokenizer) -> list[tuple[Path, str, str, Callable[[], Iterable[str]]]]:
         """(cache, source, part, documents) of the training and the validation data; ``part`` names the
         side of a held-out split (``train``/``val``) and is empty for a separate ``val_data``."""
-        source = self.source
-        if source.holds_out:
-            return [
-                (
-                    self.cache_for(source.train_data, tokenizer, "train"),
-                    source.train_data,
-                    "train",
-                    source.training_documents,
-                ),
-                (
-                    self.cache_for(source.train_data, tokenizer, "val"),
-                    source.train_data,
-                    "val",
-                    source.validation_documents,
-                ),
-            ]
-        return [
-            (self.cache_for(source.train_data, tokenizer), source.train_data, "", source.training_documents),
-            (self.cache_for(source.val_data, tokenizer), source.val_data, "", source.validation_documents),
-        ]
+        s = self.source
+        if s.holds_out:
+            sides = [(s.train_data, "train", s.training_documents), (s.train_data, "val", s.validation_documents)]
+        else:
+            sides = [(s.train_data, "", s.training_documents), (s.val_data, "", s.validation_documents)]
+        return [(self.cache_for(data, tokenizer, part), data, part, docs) for data, part, docs in sides]
 
     def prepare(self) -> None:
         """Train (or fetch) the tokenizer if needed and tokenize each part of the data into its cache."""
