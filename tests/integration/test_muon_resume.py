@@ -26,13 +26,13 @@ def recipe(tmp: Path) -> str:
     return str(path)
 
 
-def run(config: str, root: Path, cache: Path, steps: int, *extra: str) -> None:
+def run(config: str, tokenizer: Path, root: Path, cache: Path, steps: int, *extra: str) -> None:
     main(
         [
             "fit", "--config", config, "--model.arch", "tiny-gpt2", "--model.arch_overrides",
             "{block_size: 32, dropout: 0.1}", "--model.optimizer", "muon", "--model.lr_schedule", "wsd",
             "--model.decay_fraction", "0.5", "--model.max_steps", "8", "--model.warmup_steps", "2",
-            "--data.vocab_size", "512", "--data.block_size", "32", "--data.batch_size", "4",
+            "--data.tokenizer", str(tokenizer), "--data.block_size", "32", "--data.batch_size", "4",
             "--data.cache_dir", str(cache), "--trainer.max_steps", str(steps), "--trainer.val_check_interval", "4",
             "--trainer.limit_val_batches", "2", "--trainer.log_every_n_steps", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
@@ -41,11 +41,11 @@ def run(config: str, root: Path, cache: Path, steps: int, *extra: str) -> None:
     )  # fmt: skip
 
 
-def test_muon_wsd_run_resumes_exactly(tmp_path, logged):
-    config, cache = recipe(tmp_path), tmp_path / "cache"
-    run(config, tmp_path / "whole", cache, 8)
-    run(config, tmp_path / "stopped", cache, 4)  # as if killed after the checkpoint of step 4
-    run(config, tmp_path / "stopped", cache, 8, "--ckpt_path", "last")
+def test_muon_wsd_run_resumes_exactly(tmp_path, small_tokenizer, logged):
+    config, tok, cache = recipe(tmp_path), small_tokenizer.path, tmp_path / "cache"
+    run(config, tok, tmp_path / "whole", cache, 8)
+    run(config, tok, tmp_path / "stopped", cache, 4)  # as if killed after the checkpoint of step 4
+    run(config, tok, tmp_path / "stopped", cache, 8, "--ckpt_path", "last")
     for key in ("train/loss", "train/lr"):
         whole = dict(logged(tmp_path / "whole", key))
         resumed = {step: value for step, value in logged(tmp_path / "stopped", key) if step >= 4}
