@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from litllm.data import LLMDataModule
 from litllm.train import PretrainModule
-from litllm.train.base import warmup_cosine
+from litllm.train.optim import warmup_cosine
 from litllm.train.pretrain import next_token_loss
 
 RESULTS = Path(__file__).parent / "results"

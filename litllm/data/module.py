@@ -87,8 +87,9 @@ class LLMDataModule(L.LightningDataModule):
                 (or ``tokenizer``, which must be the same one).
             val_data: Validation source of the same kinds; None splits ``train_data`` instead. With
                 ``prepared``: another prepared directory, or None to hold out the end of ``prepared``.
-            val_fraction: Share of the token stream (its end) held out for validation when ``val_data`` is None
-                (with ``prepared``: that share of its blocks).
+            val_fraction: Share of the training text held out for validation when ``val_data`` is None: the
+                end of one document's characters, or the last whole documents of several, split before
+                tokenization (a tokenizer trained here never sees it). With ``prepared``: that share of its blocks.
             text_field: Field holding the text in JSON/parquet records and ``datasets`` rows.
             dataset_config: Configuration name of a ``datasets`` dataset (e.g. ``sample-10BT``).
             dataset_split: Split of a ``datasets`` dataset to read.

@@ -15,6 +15,7 @@ from typing import Literal
 
 from litllm.corpus.readers import documents
 from litllm.data import sources
+from litllm.data.heldout import HeldOutSplit
 from litllm.data.preference import PreferenceFields
 
 
@@ -32,6 +33,36 @@ class SourceSettings:
     val_documents: int
     _fingerprints: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
     """Fingerprints already computed: hashing a large corpus once per run is enough."""
+    _split: list[HeldOutSplit] = field(default_factory=list, init=False, repr=False, compare=False)
+    """The held-out split once measured (reading every document once per run is enough)."""
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether validation is held out of ``train_data``'s text (no ``val_data``, not streamed)."""
+        return self.val_data is None and not self.streaming
+
+    @property
+    def split_tag(self) -> str:
+        """Names the held-out split in cache keys (the tokenizer trained on the training part, the token
+        caches of each part): ``heldout0.1``; empty when nothing is held out of the text."""
+        return f"heldout{self.val_fraction:g}" if self.holds_out else ""
+
+    def heldout_split(self) -> HeldOutSplit:
+        """Where ``train_data`` splits into training and validation text (see ``litllm.data.heldout``)."""
+        if not self._split:
+            self._split.append(HeldOutSplit.of(self.documents(self.train_data), self.val_fraction))
+        return self._split[0]
+
+    def training_documents(self) -> Iterator[str]:
+        """The texts to train on: ``train_data``'s documents less the held-out part, if any."""
+        docs = self.documents(self.train_data)
+        return self.heldout_split().training(docs) if self.holds_out else docs
+
+    def validation_documents(self) -> Iterator[str]:
+        """The texts to validate on: ``val_data``'s documents, or the held-out part of ``train_data``'s."""
+        if self.val_data is not None:
+            return self.documents(self.val_data)
+        return self.heldout_split().validation(self.documents(self.train_data))
 
     def fingerprint(self, source: str) -> str:
         """Identity of a data source: file contents, or dataset name + config + split.

@@ -29,7 +29,7 @@ class TokenizerSource:
 
     Args:
         name: ``data.tokenizer``: a ``tokenizer.json`` path, a directory holding one, or a hub repository
-            (``openai-community/gpt2``). None trains a BPE on ``source.train_data``.
+            (``openai-community/gpt2``). None trains a BPE on ``source.train_data``, less its validation part.
         vocab_size: Vocabulary size of a trained BPE.
         cache_dir: ``data.cache_dir``; fetched and trained tokenizers go under ``<cache_dir>/tokenizers``.
         source: The data, for training a BPE and keying the trained tokenizer's cache.
@@ -51,10 +51,10 @@ class TokenizerSource:
             return ModelDir(self.cache_dir / "tokenizers" / "hub" / self.name.replace("/", "--")).tokenizer_file
         if self.name is not None:
             return ModelDir.tokenizer_path(self.name)
-        trained = (
-            self.cache_dir / "tokenizers" / f"bpe{self.vocab_size}-{self.source.fingerprint(self.source.train_data)}"
-        )
-        return ModelDir.tokenizer_path(trained)
+        # A tokenizer trained on the training part of a held-out split is keyed by the split too.
+        source = self.source
+        key = "-".join(filter(None, [f"bpe{self.vocab_size}", source.fingerprint(source.train_data), source.split_tag]))
+        return ModelDir.tokenizer_path(self.cache_dir / "tokenizers" / key)
 
     def ensure(self) -> Tokenizer:
         """The tokenizer, fetched from the hub or trained first if it is not on disk yet."""
@@ -83,24 +83,31 @@ class TokenizerSource:
         Tokenizer(backend).save(path)
 
     def _train(self, path: Path) -> None:
+        """Train the BPE on the training data only: never on held-out text nor streamed validation documents."""
         source = self.source
         rank_zero_info(f"Training a byte-level BPE tokenizer (vocab {self.vocab_size}) on {source.train_data!r}")
         files = sources.resolve_files(source.train_data)
-        if (
+        if source.holds_out:
+            # The training part of the text, line by line as the trainer reads files.
+            lines = (line for doc in source.training_documents() for line in doc.splitlines(keepends=True))
+            tok = train_bpe(texts=lines, vocab_size=self.vocab_size, special_tokens=[EOT])
+        elif (
             files is not None
             and all(sources._suffix(p) in sources.TEXT_SUFFIXES for p in files)
             and not any(p.suffix == ".gz" for p in files)
         ):
-            # Plain text files: the BPE trainer reads the files directly.
+            # Plain text files (validation is val_data): the BPE trainer reads the files directly.
             for p in files:
                 sources.read_documents(p).__next__()  # clear errors for empty / non-UTF-8 files
             tok = train_bpe(files, vocab_size=self.vocab_size, special_tokens=[EOT])
         else:
-            docs = (
-                source.stream(source.train_data).take(TRAIN_STREAM_DOCUMENTS)
-                if source.streaming
-                else source.documents(source.train_data)
-            )
+            if source.streaming:
+                stream = source.stream(source.train_data)
+                if source.val_data is None:  # the first val_documents are validation (StreamedTextBuilder)
+                    stream = stream.skip(source.val_documents)
+                docs = stream.take(TRAIN_STREAM_DOCUMENTS)
+            else:
+                docs = source.documents(source.train_data)
             texts = (d if isinstance(d, str) else d[source.text_field] for d in docs)
             tok = train_bpe(texts=texts, vocab_size=self.vocab_size, special_tokens=[EOT])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -52,8 +52,9 @@ class ModelConfig:
     """Normalisation layer used before attention, before the MLP and before the head."""
     norm_eps: float = 1e-5
     """Epsilon of the normalisation layers."""
-    mlp: Literal["gelu", "swiglu"] = "gelu"
-    """MLP flavour: GELU (tanh approximation, as GPT-2) or SwiGLU (gated SiLU, as Llama)."""
+    mlp: Literal["gelu", "swiglu", "relu2"] = "gelu"
+    """MLP flavour: GELU (tanh approximation, as GPT-2), SwiGLU (gated SiLU, as Llama) or ``relu2``, ReLU
+    squared (So et al. 2021, "Primer"; as in modded-nanogpt): ungated, GELU's shape and parameter count."""
     bias: bool = True
     """Biases in the linear layers and LayerNorms (GPT-2: yes, Llama: no)."""
     attn_bias: bool | None = None
@@ -63,7 +64,13 @@ class ModelConfig:
     sliding_window: int | None = None
     """Attend only to the last ``sliding_window`` positions (Mistral style); None is full causal attention."""
     tie_embeddings: bool = True
-    """Share the token embedding matrix with the output head."""
+    """Share the token embedding matrix with the output head (False: an untied head of its own)."""
+    zero_init_output_proj: bool = False
+    """Initialise the attention output projection and the MLP down projection to zero, so that every
+    block starts as the identity on the residual stream (modded-nanogpt); False: GPT-2's scaled normal."""
+    logit_softcap: float | None = None
+    """Soft-cap the head's logits to (-cap, cap) with ``cap * tanh(logits / cap)`` (Gemma 2, modded-nanogpt);
+    None leaves them as they are. No Hugging Face family here computes it, so such a model does not export."""
     dropout: float = 0.0
     """Dropout on attention weights and residual branches during training."""
 
@@ -82,6 +89,8 @@ class ModelConfig:
             raise ConfigError(f"n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
         if self.position == "rope" and self.head_dim % 2:
             raise ConfigError(f"rotary positions need an even head_dim, got {self.head_dim}")
+        if self.logit_softcap is not None and not self.logit_softcap > 0:
+            raise ConfigError(f"logit_softcap must be positive (or None), got {self.logit_softcap}")
         if self.rope_scaling is not None:
             missing = set(ROPE_SCALING_KEYS) - set(self.rope_scaling)
             if missing:

@@ -47,12 +47,14 @@ class GPT(nn.Module):
         """GPT-2 initialisation: N(0, 0.02) everywhere, residual output projections scaled by 1/sqrt(2*n_layer).
 
         Each block adds two residual branches to the stream, so without the scaling the variance of
-        the residual stream would grow with depth.
+        the residual stream would grow with depth. ``zero_init_output_proj`` zeroes those projections
+        instead (the random stream is drawn all the same, so every other weight is the default's).
         """
-        std = 0.02
+        std, zero_outputs = 0.02, self.config.zero_init_output_proj
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
-                scale = 1 / math.sqrt(2 * self.config.n_layer) if name.endswith(("attn.proj", "mlp.down")) else 1.0
+                output = name.endswith(("attn.proj", "mlp.down"))
+                scale = (0.0 if zero_outputs else 1 / math.sqrt(2 * self.config.n_layer)) if output else 1.0
                 nn.init.normal_(module.weight, mean=0.0, std=std * scale)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
@@ -95,7 +97,9 @@ class GPT(nn.Module):
             for i, block in enumerate(self.blocks):
                 x = block(x, rope, cache.layer(i))
             cache.pos += t
-        return self.lm_head(self.norm(x))
+        logits = self.lm_head(self.norm(x))
+        cap = self.config.logit_softcap
+        return logits if cap is None else cap * torch.tanh(logits / cap)
 
     def make_cache(self, max_len: int | None = None) -> KVCache:
         """An empty key/value cache for up to ``max_len`` positions (default: the block size)."""
@@ -198,7 +202,7 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.swiglu = config.mlp == "swiglu"
+        self.swiglu, self.relu2 = config.mlp == "swiglu", config.mlp == "relu2"
         if self.swiglu:
             self.gate = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
         self.up = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
@@ -208,6 +212,8 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.swiglu:
             h = F.silu(self.gate(x)) * self.up(x)
+        elif self.relu2:
+            h = F.relu(self.up(x)).square()
         else:
             h = F.gelu(self.up(x), approximate="tanh")  # GPT-2 used the tanh approximation
         return self.drop(self.down(h))

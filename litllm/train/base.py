@@ -31,7 +31,7 @@ from litllm.model.tokenizer import Tokenizer
 from litllm.train.callbacks import write_metrics
 from litllm.train.checkpoints import check_fits, describe_run
 from litllm.train.distributed import check_training_loaders, fsdp_mesh, recompute_block_activations, shard
-from litllm.train.optim import adamw_kernel, make_adamw, parameter_groups, scale_gradients, warmup_cosine
+from litllm.train.optim import configure_optimization, parameter_groups, scale_gradients
 
 
 class LLMModule(L.LightningModule):
@@ -58,8 +58,13 @@ class LLMModule(L.LightningModule):
         lora_targets: list[str] | None = None,
         quant_type: Literal["nf4", "fp4"] = "nf4",
         activation_checkpointing: bool = False,
-        optimizer: Literal["adamw", "adamw8bit"] = "adamw",
+        optimizer: Literal["adamw", "adamw8bit", "muon"] = "adamw",
         cpu_offload: bool = False,
+        lr_schedule: Literal["cosine", "wsd"] = "cosine",
+        decay_fraction: float = 0.2,
+        decay_shape: Literal["linear", "cosine", "sqrt"] = "sqrt",
+        muon_lr: float = 0.02,
+        muon_momentum: float = 0.95,
     ) -> None:
         """
         Args:
@@ -89,10 +94,16 @@ class LLMModule(L.LightningModule):
             quant_type: 4-bit data type of the frozen base for ``qlora``.
             activation_checkpointing: Recompute each block's activations during backward (less memory,
                 about a third more compute).
-            optimizer: ``adamw`` (torch) or ``adamw8bit`` (bitsandbytes: optimizer state in 8 bits, about
-                a quarter of the memory).
+            optimizer: ``adamw`` (torch), ``adamw8bit`` (bitsandbytes: optimizer state in 8 bits, about a
+                quarter of the memory) or ``muon``: ``torch.optim.Muon`` (``muon_lr``, ``muon_momentum``) on
+                the 2-D weights inside the blocks, AdamW (``learning_rate``, ``betas``) on the rest.
             cpu_offload: Under FSDP (ModelParallelStrategy), keep the sharded parameters, gradients and
                 optimizer state in CPU memory and compute on the GPU.
+            lr_schedule: After warmup, ``cosine`` (to ``min_lr_ratio`` by the end) or ``wsd`` (warmup-stable-decay).
+            decay_fraction: (wsd) Final share of the schedule's steps that decays to ``min_lr_ratio``.
+            decay_shape: (wsd) ``linear``, ``cosine`` or ``sqrt`` (1 - sqrt(progress)).
+            muon_lr: (muon) Muon's peak learning rate; the schedule scales it as it scales ``learning_rate``.
+            muon_momentum: (muon) Muon's Nesterov momentum.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -245,20 +256,9 @@ class LLMModule(L.LightningModule):
         raise ConfigError("cannot size the learning-rate schedule: set model.max_steps or trainer.max_steps")
 
     def configure_optimizers(self):
-        hp = self.hparams
-        trainer = self._trainer
-        kernel = adamw_kernel(
-            hp.optimizer_impl,
-            on_gpu=self.device.type == "cuda",
-            clipping=trainer is not None and bool(trainer.gradient_clip_val),
-            mixed_precision=trainer is not None and str(trainer.precision).endswith("mixed"),
-        )
-        optimizer = make_adamw(
-            self.parameter_groups(), hp.learning_rate, hp.betas, hp.eps, hp.optimizer == "adamw8bit", kernel
-        )
-        schedule = warmup_cosine(hp.warmup_steps, self.schedule_steps(), hp.min_lr_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        groups = self.parameter_groups() if self.hparams.optimizer != "muon" else None
+        steps, sharded = self.schedule_steps(), self.device_mesh is not None
+        return configure_optimization(self.model, groups, self.hparams, steps, self._trainer, self.device, sharded)
 
     def is_logging_step(self) -> bool:
         """True on the optimizer steps whose metrics the logger writes (every ``log_every_n_steps``).

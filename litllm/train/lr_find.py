@@ -68,6 +68,9 @@ def lr_find_main(args: list[str]) -> None:
     with one_line_config_errors():
         cli = run_lightning(recipe_args, run=False)
     module, trainer = cli.model, cli.trainer
+    if module.hparams.get("optimizer") == "muon":
+        # Lightning's finder sets every group to one rate: Muon's and AdamW's would be swept as one.
+        raise ConfigError("lr-find sweeps one learning rate; model.optimizer=muon has two: sweep with adamw")
     recipe_lr = module.hparams.learning_rate
     # The sweep is not a training run: no divergence guard (the loss is meant to blow up at the end),
     # no samples, no model directory.

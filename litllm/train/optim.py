@@ -1,24 +1,33 @@
 """The optimizer and the learning-rate schedule of every training stage.
 
-AdamW (torch's, or bitsandbytes' 8-bit variant) with decoupled weight decay on matrices only, and a
-linear warmup followed by cosine decay to a fraction of the peak, stepped once per optimizer step.
+AdamW (torch's, or bitsandbytes' 8-bit variant) with decoupled weight decay on matrices only (Muon with
+AdamW is in ``litllm.train.muon``), and a linear warmup followed by a decay to a fraction of the peak,
+stepped once per optimizer step: cosine all the way (``warmup_cosine``), or warmup-stable-decay
+(``warmup_stable_decay``: the peak held, then a short decay at the end).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from litllm.errors import ConfigError
 
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on matrices only: biases, norm gains and embedding tables are not decayed."""
+
+def parameter_groups(
+    model: torch.nn.Module, weight_decay: float, exclude: set[int] | None = None
+) -> list[dict[str, Any]]:
+    """Weight decay on matrices only: biases, norm gains and embedding tables are not decayed.
+
+    Parameters whose ``id`` is in ``exclude`` (those another optimizer trains) are left out.
+    """
     decay, no_decay = [], []
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     for param in model.parameters():
-        if not param.requires_grad:
+        if not param.requires_grad or id(param) in (exclude or ()):
             continue
         (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -64,6 +73,102 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float) -> Call
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return multiplier
+
+
+DECAY_SHAPES = {
+    "linear": lambda p: 1 - p,
+    "cosine": lambda p: 0.5 * (1 + math.cos(math.pi * p)),
+    "sqrt": lambda p: 1 - math.sqrt(p),
+}
+"""Shapes of the WSD decay, as the fraction of the way from the floor to the peak at progress ``p`` in [0, 1]."""
+
+
+def warmup_stable_decay(
+    warmup_steps: int,
+    total_steps: int,
+    min_ratio: float,
+    decay_fraction: float = 0.2,
+    decay_shape: Literal["linear", "cosine", "sqrt"] = "sqrt",
+) -> Callable[[int], float]:
+    """Learning-rate multiplier of warmup-stable-decay (WSD): linear 0 -> 1 over ``warmup_steps``, then 1
+    until the last ``decay_fraction`` of ``total_steps``, which decay to ``min_ratio`` in ``decay_shape``.
+
+    ``sqrt`` is ``1 - sqrt(progress)`` (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training
+    Beyond Fixed Training Durations": it matched cosine at a 20% decay). The decay may overlap the warmup
+    only if the run is shorter than both; the decay then starts after the warmup.
+    """
+    if not 0.0 < decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction}")
+    if decay_shape not in DECAY_SHAPES:
+        raise ValueError(f"decay_shape must be one of {sorted(DECAY_SHAPES)}, got {decay_shape!r}")
+    shape = DECAY_SHAPES[decay_shape]
+    decay_start = max(warmup_steps, total_steps - round(decay_fraction * total_steps))
+    decay_steps = max(1, total_steps - decay_start)
+
+    def multiplier(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, max(0, step - decay_start) / decay_steps)
+        return min_ratio + (1 - min_ratio) * shape(progress)
+
+    return multiplier
+
+
+def lr_schedule(
+    kind: Literal["cosine", "wsd"],
+    warmup_steps: int,
+    total_steps: int,
+    min_ratio: float,
+    decay_fraction: float,
+    decay_shape: Literal["linear", "cosine", "sqrt"],
+) -> Callable[[int], float]:
+    """The multiplier of the schedule ``kind`` (``model.lr_schedule``): ``cosine`` or ``wsd``."""
+    if kind == "wsd":
+        return warmup_stable_decay(warmup_steps, total_steps, min_ratio, decay_fraction, decay_shape)
+    if kind != "cosine":
+        raise ValueError(f"lr_schedule must be cosine or wsd, got {kind!r}")
+    return warmup_cosine(warmup_steps, total_steps, min_ratio)
+
+
+def configure_optimization(
+    model: torch.nn.Module,
+    groups: list[dict[str, Any]] | None,
+    hp: Any,
+    total_steps: int,
+    trainer: Any,
+    device: torch.device,
+    sharded: bool,
+) -> dict[str, Any]:
+    """``configure_optimizers``' answer for an ``LLMModule``'s hyperparameters ``hp``: the optimizer of
+    ``hp.optimizer`` over ``groups`` (AdamW's; Muon groups its own) and the ``hp.lr_schedule`` stepped per
+    optimizer step. ``trainer`` (or None) says whether clipping and mixed precision constrain AdamW's kernel;
+    ``sharded`` (FSDP2) refuses Muon, which orthogonalises whole matrices."""
+    kernel = adamw_kernel(
+        hp.optimizer_impl,
+        on_gpu=device.type == "cuda",
+        clipping=trainer is not None and bool(trainer.gradient_clip_val),
+        mixed_precision=trainer is not None and str(trainer.precision).endswith("mixed"),
+    )
+    if hp.optimizer == "muon":
+        if sharded:
+            raise ConfigError(
+                "model.optimizer=muon orthogonalises whole matrices, which FSDP shards: "
+                "use DDP (strategy: ddp) or model.optimizer=adamw"
+            )
+        if hp.method != "full":
+            raise ConfigError(f"model.optimizer=muon trains full weights, not {hp.method} adapters: use adamw")
+        from litllm.train.muon import MuonWithAdamW
+
+        optimizer = MuonWithAdamW(
+            model, hp.learning_rate, hp.betas, hp.eps, hp.weight_decay, hp.muon_lr, hp.muon_momentum, kernel
+        )
+    else:
+        optimizer = make_adamw(groups, hp.learning_rate, hp.betas, hp.eps, hp.optimizer == "adamw8bit", kernel)
+    multiplier = lr_schedule(
+        hp.lr_schedule, hp.warmup_steps, total_steps, hp.min_lr_ratio, hp.decay_fraction, hp.decay_shape
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def scale_gradients(parameters: Iterable[torch.nn.Parameter], scale: torch.Tensor) -> None:

@@ -1,6 +1,7 @@
 """A short pretraining run for the multi-process tests, launched as its own process (never inside pytest).
 
     python distributed_run.py OUT.json --strategy single|ddp|fsdp [--devices N] [--num_nodes N] [--ckpt_path P]
+        [--optimizer adamw|muon]
 
 Rank 0 writes the per-step training losses and a digest of the final weights to OUT.json.
 """
@@ -44,13 +45,16 @@ def main() -> None:
     parser.add_argument("--cache", required=True)
     parser.add_argument("--ckpt_path", default=None)
     parser.add_argument("--arch", default="tiny-gpt2")
+    parser.add_argument("--optimizer", default="adamw")
     args = parser.parse_args()
     world = args.devices * args.num_nodes
     L.seed_everything(7)
     dm = LLMDataModule(
         vocab_size=300, block_size=32, batch_size=args.global_batch // world, shuffle=False, cache_dir=args.cache
     )
-    module = PretrainModule(arch=args.arch, learning_rate=3e-3, warmup_steps=1, max_steps=args.steps)
+    module = PretrainModule(
+        arch=args.arch, learning_rate=3e-3, warmup_steps=1, max_steps=args.steps, optimizer=args.optimizer
+    )
     strategy = {"single": "auto", "ddp": "ddp", "fsdp": ModelParallelStrategy()}[args.strategy]
     record = RecordLosses()
     root = args.root or str(Path(args.out).parent / f"run-{args.strategy}")

@@ -47,17 +47,33 @@ def single(tmp_path_factory) -> tuple[Path, dict]:
     return tmp, run(tmp, "single", "--strategy", "single")
 
 
-def close(a: dict, b: dict, tol: float = 1e-4) -> None:
+def close(a: dict, b: dict, tol: float = 1e-4, loose: tuple[str, ...] = ()) -> None:
+    """Same losses and weight digests; those ending in ``loose`` only to 0.1 (see the Muon test)."""
     assert len(a["losses"]) == len(b["losses"]) == 6
     for x, y in zip(a["losses"], b["losses"]):
         assert x == pytest.approx(y, rel=tol, abs=tol)
     for key in a["weights"]:
-        assert a["weights"][key] == pytest.approx(b["weights"][key], rel=1e-3, abs=1e-3), key
+        wide = key.endswith(loose) if loose else False
+        assert a["weights"][key] == pytest.approx(b["weights"][key], rel=1e-3, abs=0.1 if wide else 1e-3), key
 
 
 def test_ddp_two_processes_match_one(single):
     tmp, reference = single
     close(run(tmp, "ddp", "--strategy", "ddp", "--devices", "2"), reference)
+
+
+def test_ddp_with_muon_matches_one_process(tmp_path):
+    """Muon orthogonalises the momentum of the averaged gradients: two processes train as one.
+
+    Its Newton-Schulz iterations run in bf16, so the fp32 rounding differences of averaging over two
+    processes reach the Muon-trained matrices at bf16 precision: their digests (sums of 12k-50k weights)
+    agree to 0.1 (measured: up to 0.05, a few 1e-6 per weight), the AdamW-trained tensors and the losses
+    as tightly as with AdamW alone.
+    """
+    reference = run(tmp_path, "single-muon", "--strategy", "single", "--optimizer", "muon")
+    ddp = run(tmp_path, "ddp-muon", "--strategy", "ddp", "--devices", "2", "--optimizer", "muon")
+    matrices = ("attn.qkv.weight", "attn.proj.weight", "mlp.up.weight", "mlp.down.weight")
+    close(ddp, reference, loose=matrices)
 
 
 def test_fsdp_two_processes_match_one_and_resume_in_any_number(single):

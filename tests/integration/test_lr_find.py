@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,10 @@ def test_lr_find_checks_its_range(tmp_path, capsys):
         main(["lr-find", "--min_lr", "1", "--max_lr", "0.1"])
     assert stop.value.code == 1
     assert capsys.readouterr().err.strip() == "litllm: error: --min_lr 1.0 and --max_lr 0.1: need 0 < min_lr < max_lr"
+
+
+def test_lr_find_refuses_muon(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["lr-find", "--config", str(Path(__file__).parents[2] / "recipes" / "pretrain_shakespeare_fast.yaml")])
+    assert stop.value.code == 1
+    assert "model.optimizer=muon has two" in capsys.readouterr().err

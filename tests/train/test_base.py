@@ -9,7 +9,7 @@ import torch
 from litllm.data import LLMDataModule
 from litllm.errors import ConfigError
 from litllm.train import PretrainModule
-from litllm.train.base import warmup_cosine
+from litllm.train.optim import warmup_cosine
 
 
 def test_schedule_warms_up_linearly_then_decays_to_minimum():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -50,59 +51,56 @@ def built_blocks(
 class CachedTextBuilder:
     """Documents -> one token cache per source (keyed by data and tokenizer) -> blocks of ``block_size``.
 
-    Without ``val_data``, validation is the last ``val_fraction`` of the training tokens.
+    Without ``val_data``, validation is the end of the training text (``litllm.data.heldout``): the text
+    is split before tokenization, and each part gets its own cache.
     """
 
     def __init__(self, source: SourceSettings, tokenizer: TokenizerSource, cache_dir: Path, block_size: int) -> None:
         self.source, self.tokenizer, self.cache_dir, self.block_size = source, tokenizer, Path(cache_dir), block_size
 
-    def cache_for(self, data: str, tokenizer: Tokenizer) -> Path:
-        """The token cache of ``data`` encoded with ``tokenizer`` (a directory named by both fingerprints)."""
-        return self.cache_dir / "tokens" / f"{self.source.fingerprint(data)}-{tokenizer.fingerprint()}"
+    def cache_for(self, data: str, tokenizer: Tokenizer, part: str = "") -> Path:
+        """The token cache of ``data`` (or of its ``part``, ``train`` or ``val``, of a held-out split) encoded
+        with ``tokenizer``: a directory named by both fingerprints."""
+        tag = f"-{part}-{self.source.split_tag}" if part else ""
+        return self.cache_dir / "tokens" / f"{self.source.fingerprint(data)}{tag}-{tokenizer.fingerprint()}"
 
-    def _build_cache(self, data: str, tokenizer: Tokenizer) -> Path:
-        cache = self.cache_for(data, tokenizer)
-        if (cache / "meta.json").is_file():
-            return cache  # tokenized by an earlier run with the same data and tokenizer
-        return build_token_cache(
-            cache,
-            self.source.documents(data),
-            tokenizer,
-            meta={"source": data, "text_field": self.source.text_field},
-            desc=f"tokenizing {data}",
-        )
+    def _parts(self, tokenizer: Tokenizer) -> list[tuple[Path, str, str, Callable[[], Iterable[str]]]]:
+        """(cache, source, part, documents) of the training and the validation data; ``part`` names the
+        side of a held-out split (``train``/``val``) and is empty for a separate ``val_data``."""
+        s = self.source
+        if s.holds_out:
+            sides = [(s.train_data, "train", s.training_documents), (s.train_data, "val", s.validation_documents)]
+        else:
+            sides = [(s.train_data, "", s.training_documents), (s.val_data, "", s.validation_documents)]
+        return [(self.cache_for(data, tokenizer, part), data, part, docs) for data, part, docs in sides]
 
     def prepare(self) -> None:
-        """Train (or fetch) the tokenizer if needed and tokenize each source into its cache."""
+        """Train (or fetch) the tokenizer if needed and tokenize each part of the data into its cache."""
         tokenizer = self.tokenizer.ensure()
-        self._build_cache(self.source.train_data, tokenizer)
-        if self.source.val_data is not None:
-            self._build_cache(self.source.val_data, tokenizer)
+        for cache, data, part, docs in self._parts(tokenizer):
+            if (cache / "meta.json").is_file():
+                continue  # tokenized by an earlier run with the same data, split and tokenizer
+            meta = {"source": data, "text_field": self.source.text_field}
+            if part:
+                meta.update(part=part, split=self.source.split_tag, held_out=self.source.heldout_split().describe())
+            build_token_cache(cache, docs(), tokenizer, meta=meta, desc=f"tokenizing {data} {part}".rstrip())
 
     def build(self, rank: int = 0, world_size: int = 1) -> Built:
         """Open the caches and cut them into training and validation blocks, with their statistics."""
         source, block_size = self.source, self.block_size
         tokenizer = self.tokenizer.open()
-        train_dir = self.cache_for(source.train_data, tokenizer)
-        if not (train_dir / "meta.json").is_file():  # setup() without prepare_data(), e.g. in a notebook
-            self.prepare()
+        (train_dir, *_), (val_dir, *_) = self._parts(tokenizer)
+        if not (train_dir / "meta.json").is_file() or not (val_dir / "meta.json").is_file():
+            self.prepare()  # setup() without prepare_data(), e.g. in a notebook
         train_tokens, meta = load_token_cache(train_dir)
-        if source.val_data is None:
-            n_val = int(len(train_tokens) * source.val_fraction)
-            split = len(train_tokens) - n_val
-            if n_val <= block_size or split <= block_size:
-                raise ValueError(
-                    f"{source.train_data!r} has {len(train_tokens):,} tokens: too few for block_size={block_size} "
-                    f"with val_fraction={source.val_fraction}"
-                )
-            train = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, split, block_size)
-            val = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], split, len(train_tokens), block_size)
-            val_tokens = train_tokens[split:]
-        else:
-            val_dir = self.cache_for(source.val_data, tokenizer)
-            val_tokens, val_meta = load_token_cache(val_dir)
-            train = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), block_size)
-            val = TokenBlocks(val_dir / "tokens.bin", val_meta["dtype"], 0, len(val_tokens), block_size)
+        val_tokens, val_meta = load_token_cache(val_dir)
+        if source.holds_out and min(len(train_tokens), len(val_tokens)) <= block_size:
+            raise ValueError(
+                f"{source.train_data!r} has {len(train_tokens) + len(val_tokens):,} tokens: too few for "
+                f"block_size={block_size} with val_fraction={source.val_fraction}"
+            )
+        train = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), block_size)
+        val = TokenBlocks(val_dir / "tokens.bin", val_meta["dtype"], 0, len(val_tokens), block_size)
         for name, ds in (("training", train), ("validation", val)):
             if len(ds) == 0:
                 raise ValueError(f"the {name} data holds fewer than block_size+1={block_size + 1} tokens")

@@ -125,6 +125,8 @@ def get_family(model_type: Any, where: str = HF_CONFIG) -> Family:
 
 def family_for(config: ModelConfig) -> Family:
     """The family that computes what ``config`` computes; ``ConfigError`` names the field that has none."""
+    if config.logit_softcap is not None:
+        raise ConfigError(f"logit_softcap={config.logit_softcap} has no Hugging Face counterpart in litllm's families")
     for family in sorted(FAMILIES.values(), key=lambda f: f.export_rank):
         if family.matches(config):
             family.check_export(config)
