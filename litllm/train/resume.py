@@ -107,6 +107,9 @@ FIXED_ON_RESUME = ("method", "lora_r", "lora_alpha", "lora_targets", "quant_type
 """Module settings a resumed run cannot change (the checkpoint's state only makes sense with them)."""
 SHAPE_FIELDS_FREE = ("dropout",)
 """Model config fields that may differ on resume (everything else is the architecture)."""
+FROM_THE_DATA = ("vocab_size",)
+"""Model config fields the data sets after this check (the tokenizer's vocabulary, unless ``model.vocab_size``
+is given): compared only when the run sets them; a different tokenizer still fails, naming the tensor."""
 
 
 def resolve_ckpt_path(trainer: L.Trainer, ckpt_path: str | None, module: L.LightningModule | None = None) -> str | None:
@@ -141,7 +144,10 @@ def compare_settings(state: dict, module: L.LightningModule, path: Path) -> None
     config = getattr(module, "config", None)
     if saved_config and config is not None:
         own = config.to_dict()
+        hparams = getattr(module, "hparams", {})
         for key, value in saved_config.items():
+            if key in FROM_THE_DATA and hparams.get(key) is None:
+                continue
             if key not in SHAPE_FIELDS_FREE and key in own and own[key] != value:
                 raise CheckpointError(
                     f"{path} was trained with model {key}={value!r}, this run has {own[key]!r}: "
