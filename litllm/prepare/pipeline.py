@@ -45,6 +45,10 @@ from litllm.prepare.settings import PrepareSettings
 from litllm.prepare.worker import init_worker, process_unit
 from litllm.prepare.writer import plan_digest, write_manifest, write_shards
 
+RUN_DEPENDENT = ("seconds", "cpu_seconds", "processes")
+"""Report fields that change from run to run (timings, the machine's cores): in ``report.json`` only, so
+that the same command on the same inputs writes the same manifest, byte for byte, interrupted or not."""
+
 
 def prepare(
     input: str | list[str],
@@ -196,7 +200,7 @@ def prepare(
         units=[u.key() for u in units],
         settings=settings.as_json(),
         settings_digest=settings.digest(),
-        report=report,
+        report={k: v for k, v in report.items() if k not in RUN_DEPENDENT},
     )
     if not keep_parts:
         shutil.rmtree(parts, ignore_errors=True)
