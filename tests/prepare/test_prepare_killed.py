@@ -93,3 +93,20 @@ def test_killed_prepare_reruns_to_identical_bytes(tmp_path, small_tokenizer):
     assert json.loads(got["manifest.json"]) == json.loads(expected["manifest.json"])
     for name in expected:
         assert got[name] == expected[name], name
+
+
+def test_rerun_after_a_kill_during_clean_up_removes_the_leftovers(tmp_path, small_tokenizer, shakespeare_passages):
+    from litllm.prepare.pipeline import prepare
+
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in shakespeare_passages[:20]))
+    out = tmp_path / "out"
+    args = dict(input=str(tmp_path / "docs.jsonl"), output=str(out), tokenizer=str(small_tokenizer.path))
+    prepare(**args, processes=1, progress=False)
+    expected = contents(out)
+    (out / "parts").mkdir()  # as a run killed after its manifest, before its clean-up, leaves them
+    (out / "parts" / "unit.tokens").write_bytes(b"x")
+    (out / "progress.json").write_text("{}")
+    (out / "settings.json").write_text("{}")
+    prepare(**args, processes=1, progress=False)
+    assert not any((out / name).exists() for name in ("parts", "progress.json", "settings.json"))
+    assert contents(out) == expected
