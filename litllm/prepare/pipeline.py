@@ -45,6 +45,10 @@ from litllm.prepare.settings import PrepareSettings
 from litllm.prepare.worker import init_worker, process_unit
 from litllm.prepare.writer import plan_digest, write_manifest, write_shards
 
+RUN_DEPENDENT = ("seconds", "cpu_seconds", "processes")
+"""Report fields that change from run to run (timings, the machine's cores): in ``report.json`` only, so
+that the same command on the same inputs writes the same manifest, byte for byte, interrupted or not."""
+
 
 def prepare(
     input: str | list[str],
@@ -122,6 +126,8 @@ def prepare(
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("settings_digest") == settings.digest() and manifest.get("units") == [u.key() for u in units]:
+            if not keep_parts:  # what a run killed while cleaning up after its manifest left
+                _remove_scratch(out)
             print(f"{out} is already prepared with these inputs and settings; nothing to do")
             return manifest["report"]
         raise DataError(f"{out} already holds prepared data made from other inputs or settings; choose a new output")
@@ -196,13 +202,18 @@ def prepare(
         units=[u.key() for u in units],
         settings=settings.as_json(),
         settings_digest=settings.digest(),
-        report=report,
+        report={k: v for k, v in report.items() if k not in RUN_DEPENDENT},
     )
     if not keep_parts:
-        shutil.rmtree(parts, ignore_errors=True)
-        (out / "progress.json").unlink(missing_ok=True)
-        (out / "settings.json").unlink(missing_ok=True)  # the manifest holds the settings now
+        _remove_scratch(out)
     return report
+
+
+def _remove_scratch(out: Path) -> None:
+    """The per-unit parts and the resume state, once the manifest is written (it holds the settings)."""
+    shutil.rmtree(out / "parts", ignore_errors=True)
+    (out / "progress.json").unlink(missing_ok=True)
+    (out / "settings.json").unlink(missing_ok=True)
 
 
 def _check_dataset(name: str, config: str | None, split: str) -> None:

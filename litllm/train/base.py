@@ -28,13 +28,14 @@ from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
 from litllm.model.templates import Template
 from litllm.model.tokenizer import Tokenizer
+from litllm.train import optim
 from litllm.train.callbacks import write_metrics
 from litllm.train.checkpoints import check_fits, describe_run
 from litllm.train.distributed import check_training_loaders, fsdp_mesh, recompute_block_activations, shard
 from litllm.train.optim import configure_optimization, parameter_groups, scale_gradients
 
 
-class LLMModule(L.LightningModule):
+class LLMModule(optim.OneGradientNorm, L.LightningModule):
     def __init__(
         self,
         arch: str = "tiny-gpt2",
@@ -296,16 +297,11 @@ class LLMModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.normalize_by_tokens()
-        # Gradient norm before clipping (it costs a pass over all gradients).
-        if self.is_logging_step():
-            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            if grads:
-                norm = torch.nn.utils.get_total_norm(grads)
-                if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
-                    norm = norm.full_tensor()
-                write_metrics(self.trainer, {"train/grad_norm": norm})
+        if self.is_logging_step():  # before clipping
+            write_metrics(self.trainer, {"train/grad_norm": optim.full_value(self.gradient_norm(optimizer))})
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._grad_norm = None  # a new step: its gradient norm is computed once, when first asked for
         if self.is_logging_step():
             write_metrics(self.trainer, {"train/lr": self.trainer.optimizers[0].param_groups[0]["lr"]})
 

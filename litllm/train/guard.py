@@ -33,6 +33,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from litllm.errors import UserError
+from litllm.train.optim import full_value, gradient_norm
 
 
 class DivergenceError(UserError):
@@ -99,11 +100,10 @@ class DivergenceGuard(Callback):
         mean_loss = torch.stack([x.float() for x in losses]).mean()
         if trainer.world_size > 1:
             mean_loss = trainer.strategy.reduce(mean_loss, reduce_op="mean")
-        grads = [p.grad for p in self._params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-        if hasattr(norm, "full_tensor"):  # a DTensor under FSDP
-            norm = norm.full_tensor()
-        value, grad_norm = float(mean_loss), float(norm)
+        # The module's norm is computed once per step and reused for logging and clipping.
+        shared = getattr(pl_module, "gradient_norm", None)
+        norm = shared(optimizer) if callable(shared) else gradient_norm(self._params)
+        value, grad_norm = float(mean_loss), float(full_value(norm))
         why = self._why_bad(value, grad_norm, pl_module)
         if why is None:
             self._good_step(trainer, pl_module, optimizer, value)

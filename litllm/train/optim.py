@@ -177,3 +177,53 @@ def scale_gradients(parameters: Iterable[torch.nn.Parameter], scale: torch.Tenso
     if grads:
         # Sharded (DTensor) gradients take a Python number; plain ones the tensor, on their device.
         torch._foreach_mul_(grads, scale.to(grads[0].device) if not hasattr(grads[0], "full_tensor") else float(scale))
+
+
+def gradient_norm(parameters: Iterable[torch.nn.Parameter]) -> torch.Tensor:
+    """The total 2-norm of the parameters' gradients, computed as ``clip_grad_norm_`` computes it (the same
+    tensors in the same order, so the same bits); a DTensor under FSDP2 (``full_value`` reads it)."""
+    return torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+
+
+def full_value(norm: torch.Tensor) -> torch.Tensor:
+    return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+
+class OneGradientNorm:
+    """LightningModule mixin: an optimizer step's gradient norm is computed once (``gradient_norm``) and shared
+    by the divergence guard, the ``train/grad_norm`` metric and clipping by norm, which then gives the same
+    result as Lightning's ``clip_grad_norm_``. The module sets ``_grad_norm`` to None when a step starts."""
+
+    _grad_norm: torch.Tensor | None = None
+
+    def gradient_norm(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """This step's gradient norm (after ``normalize_by_tokens``, before clipping)."""
+        normalize = getattr(self, "normalize_by_tokens", None)
+        if normalize is not None:
+            normalize()
+        if self._grad_norm is None:
+            self._grad_norm = gradient_norm(p for group in optimizer.param_groups for p in group["params"])
+        return self._grad_norm
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        precision = self.trainer.precision_plugin
+        if not clip_with_norm(precision, optimizer, gradient_clip_val, gradient_clip_algorithm, self._grad_norm):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+def clip_with_norm(precision: Any, optimizer: torch.optim.Optimizer, clip_val, algorithm, norm) -> bool:
+    """Clip by ``norm``, already computed on these gradients, as Lightning's precision plugin would with
+    ``clip_grad_norm_``; False (nothing done) where the plugin must clip itself: another algorithm, a
+    plugin with its own clipping (DeepSpeed, FSDP1) or an optimizer that unscales gradients itself."""
+    from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+
+    if norm is None or not clip_val or clip_val <= 0 or algorithm not in (None, "norm"):
+        return False
+    if type(precision).clip_gradients not in (Precision.clip_gradients, MixedPrecision.clip_gradients):
+        return False
+    if type(precision).clip_grad_by_norm is not Precision.clip_grad_by_norm:
+        return False
+    if getattr(optimizer, "_step_supports_amp_scaling", False):  # MixedPrecision refuses these, with a message
+        return False
+    torch.nn.utils.clip_grads_with_norm_(list(precision.main_params(optimizer)), clip_val, norm)
+    return True
