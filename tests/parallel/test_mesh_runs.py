@@ -106,9 +106,11 @@ def same_model_directory(got: Path, want: Path, arch: str) -> None:
             x, y = torch.cat([x[:q], x[q + kv :]]), torch.cat([y[:q], y[q + kv :]])
         # Per tensor: AdamW divides each gradient element by its own running scale, so an element whose
         # gradient happens to be near zero turns the runs' rounding differences into visible steps
-        # (one element of 16k moves 1.02e-5 apart in 12 steps); the tensor as a whole stays within 1e-5.
+        # (one element of 16k moves 1.02e-5 apart in 12 steps). A tensor as a whole stays within a few 1e-5:
+        # 6e-6 on the first data split, 1.35e-5 (blocks.1.attn.proj.weight) once the validation text was cut
+        # by characters, the losses still equal to 1e-7; 3e-5 is rounding, a misplaced shard is ~1e-1.
         relative = float((x - y).norm() / y.norm())
-        assert relative <= 1e-5, f"{key}: relative difference {relative:.2e}"
+        assert relative <= 3e-5, f"{key}: relative difference {relative:.2e}"
         assert float((x - y).abs().max()) <= 1e-4, key
 
 
