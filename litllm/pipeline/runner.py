@@ -9,6 +9,7 @@ card is rebuilt after every stage, so it can be opened during a long run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from litllm.errors import ConfigError
 from litllm.pipeline.commands import commands, fingerprint, output_of, outputs_exist, shell_line, stage_dir
 from litllm.pipeline.spec import Pipeline, Stage
+from litllm.prepare.worker import die_with_parent
 
 RECORD = "stage.json"
 
@@ -52,13 +54,6 @@ def _has_checkpoint(directory: Path) -> bool:
     return any((directory / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt"))
 
 
-def _die_with_parent() -> None:  # runs in the child before exec: a killed `litllm run` takes its stage with it
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
 class StageProcess:
     """Runs one ``litllm`` command in its own process group and passes Ctrl-C / SIGTERM on to it once."""
 
@@ -76,14 +71,13 @@ class StageProcess:
         try:
             # Its own session: a terminal's Ctrl-C reaches only `litllm run`, which forwards it exactly once
             # (two interrupts could stop the stage in the middle of writing its checkpoint).
+            # A killed `litllm run` takes its stage with it (SIGTERM: a training stage still checkpoints).
             self.child = subprocess.Popen(
-                [sys.executable, "-m", "litllm", *command], start_new_session=True, preexec_fn=_die_with_parent
+                [sys.executable, "-m", "litllm", *command],
+                start_new_session=True,
+                preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),
             )
-            while True:
-                try:
-                    return self.child.wait()
-                except KeyboardInterrupt:  # pragma: no cover - the handler above replaces SIGINT's default
-                    continue
+            return self.child.wait()
         finally:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
@@ -138,7 +132,7 @@ def run_pipeline(pipeline: Pipeline, only: list[str] | None = None, dry_run: boo
         (pipeline.out_dir / "pipeline.json").write_text(json.dumps(settings, indent=2) + "\n")
     for stage in pipeline.stages:
         directory = stage_dir(pipeline, stage)
-        print_ = f"litllm run: {stage.name}:"
+        said = f"litllm run: {stage.name}:"
         missing = [name for name in stage.upstream if name not in runs]
         if missing:
             raise ConfigError(
@@ -151,13 +145,13 @@ def run_pipeline(pipeline: Pipeline, only: list[str] | None = None, dry_run: boo
         explicit = only is not None and stage.name in selected
         if stage.name not in selected:
             if done:
-                print(f"{print_} not selected; reusing its finished outputs in {directory}", flush=True)
+                print(f"{said} not selected; reusing its finished outputs in {directory}", flush=True)
                 runs[stage.name] = f"{record['fingerprint']}@{record.get('finished')}"
             else:
-                print(f"{print_} not selected and not finished; skipped", flush=True)
+                print(f"{said} not selected and not finished; skipped", flush=True)
             continue
         if done and record["fingerprint"] == fp and not explicit:
-            print(f"{print_} done earlier with the same inputs and settings; reusing {directory}", flush=True)
+            print(f"{said} done earlier with the same inputs and settings; reusing {directory}", flush=True)
             runs[stage.name] = f"{fp}@{record.get('finished')}"
             continue
         resume = False
@@ -169,11 +163,11 @@ def run_pipeline(pipeline: Pipeline, only: list[str] | None = None, dry_run: boo
                 if record is None or record.get("status") != "done":
                     why = "an unfinished run with other settings" if record else "files of an unknown run"
                 aside = _move_aside(directory)
-                print(f"{print_} {why}: the previous outputs are kept in {aside}", flush=True)
+                print(f"{said} {why}: the previous outputs are kept in {aside}", flush=True)
         steps = commands(pipeline, stage)
         if resume:
             steps = [[*steps[0], "--ckpt_path", "last"]]
-            print(f"{print_} stopped part-way earlier: resuming from its last checkpoint", flush=True)
+            print(f"{said} stopped part-way earlier: resuming from its last checkpoint", flush=True)
         if dry_run:
             for command in steps:
                 print(shell_line(command))

@@ -34,17 +34,18 @@ MAX_EXAMPLES = 20
 _WORKER: dict = {}
 
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this worker when the process that started it dies, even by ``kill -9``.
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Ask Linux to send ``signum`` to this process when the process that started it dies, even by ``kill -9``.
 
     Otherwise the workers of a killed ``litllm prepare`` keep running as orphans and keep writing part
-    files while a rerun starts writing the same ones.
+    files while a rerun starts writing the same ones (``litllm run`` asks for SIGTERM for its stages, so a
+    training stage still writes its interrupted-run checkpoint).
     """
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(1, signum)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the parent died before the request took effect
         os._exit(1)
 

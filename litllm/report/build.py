@@ -150,15 +150,19 @@ def summary(runs: list[RunFacts], cost_per_gpu_hour: float | None) -> Table:
     return Table(tuple(headers), tuple(rows), (3, 4, 5, 6))
 
 
+def _part_cells(part: dict[str, Any]) -> tuple[str, str]:
+    """A data part's samples and tokens as table cells (``streamed`` when it has no length)."""
+    samples = f"{part['samples']:,}" if part.get("samples") is not None else "streamed"
+    return samples, f"{part['tokens']:,}" if part.get("tokens") else "-"
+
+
 def data_section(runs: list[RunFacts]) -> list[Block]:
     rows = []
     for run in runs:
         data = run.run.get("data")
         if data:
             train, val = data.get("train", {}), data.get("val", {})
-            tokens = lambda part: f"{part['tokens']:,}" if part.get("tokens") else "-"  # noqa: E731
-            samples = lambda part: f"{part['samples']:,}" if part.get("samples") is not None else "streamed"  # noqa: E731
-            rows.append((run.name, data.get("layout", "-"), samples(train), tokens(train), samples(val), tokens(val)))
+            rows.append((run.name, data.get("layout", "-"), *_part_cells(train), *_part_cells(val)))
     blocks: list[Block] = []
     if rows:
         blocks.append(
