@@ -9,7 +9,7 @@ from litllm.errors import ConfigError
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
 from litllm.train import PretrainModule
-from litllm.train.muon import MuonWithAdamW
+from litllm.train.muon import Float32Muon, MuonWithAdamW, orthogonalize
 
 
 def names_of(model, params):
@@ -101,3 +101,39 @@ def test_muon_refuses_sharded_matrices():
     module._device_mesh = object()  # what ModelParallelStrategy (FSDP2) sets
     with pytest.raises(ConfigError, match="FSDP shards"):
         module.configure_optimizers()
+
+
+def test_float32_muon_steps_as_torch_muon_up_to_bfloat16_rounding():
+    """The CPU path: the same momentum, learning-rate scaling and decay as torch.optim.Muon, its
+    orthogonalisation in float32 (torch's is bfloat16: the two agree to bf16's ~3 significant digits)."""
+    torch.manual_seed(0)
+    start = [torch.randn(48, 16), torch.randn(16, 48)]  # tall and wide: both sides of the transpose
+    grads = [[torch.randn_like(w) for w in start] for _ in range(3)]
+    results = []
+    for kind in (torch.optim.Muon, Float32Muon):
+        params = [torch.nn.Parameter(w.clone()) for w in start]
+        optimizer = kind(params, lr=0.02, momentum=0.95, weight_decay=0.1)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            optimizer.step()
+        buffers = [optimizer.state[p]["momentum_buffer"] for p in params]
+        results.append(([p.detach() for p in params], buffers))
+    (torch_params, torch_buffers), (ours, our_buffers) = results
+    for a, b in zip(torch_buffers, our_buffers):
+        assert torch.equal(a, b)  # the momentum is computed identically
+    for w, a, b in zip(start, torch_params, ours):
+        moved_torch, moved_ours = a - w, b - w
+        assert not torch.equal(moved_torch, moved_ours)  # a different precision really is used
+        assert (moved_torch - moved_ours).norm() / moved_ours.norm() < 2e-2
+
+
+def test_orthogonalize_keeps_the_singular_vectors_and_flattens_the_values():
+    torch.manual_seed(0)
+    matrix = torch.randn(32, 12) @ torch.diag(torch.logspace(-2, 1, 12))  # badly conditioned
+    u, _, vt = torch.linalg.svd(matrix, full_matrices=False)
+    out = orthogonalize(matrix, (3.4445, -4.775, 2.0315), 5, 1e-7)
+    assert out.dtype == torch.float32 and out.shape == matrix.shape
+    flattened = torch.diag(u.T @ out @ vt.T)  # what each singular direction of the input became
+    assert torch.allclose(u @ torch.diag(flattened) @ vt, out, atol=1e-4)  # the same directions, U V^T's
+    assert flattened.max() < 1.25 and flattened[:6].min() > 0.6  # the large ones end near 1 (spread 1000x before)
