@@ -190,6 +190,7 @@ def run(name: str, command: list[str], workdir: Path) -> dict:
         command = [*command, f"--trainer.default_root_dir={root}"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(ROOT)]))
     env[POINTS] = str(points)
+    load_before = os.getloadavg()[0]
     launched = time.time()
     env[LAUNCHED] = repr(launched)
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -199,7 +200,14 @@ def run(name: str, command: list[str], workdir: Path) -> dict:
     rows = [json.loads(line) for line in points.read_text().splitlines()]
     start_up = rows[0]["seconds"]
     curve = [(r["seconds"], r["bpb"]) for r in rows[1:]]
-    return {"name": name, "steps": rows[-1]["step"], "start_up_s": start_up, "wall_s": wall, "curve": curve}
+    return {
+        "name": name,
+        "steps": rows[-1]["step"],
+        "start_up_s": start_up,
+        "wall_s": wall,
+        "curve": curve,
+        "load": (load_before, os.getloadavg()[0]),  # 1-minute load average at launch and exit (2 = both cores busy)
+    }
 
 
 def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
@@ -230,8 +238,9 @@ def table(runs: list[dict], machine: str) -> str:
         f"Held-out text: the last 10% of tiny Shakespeare, whole, in bits per byte. {machine}",
         "Time: the command's wall time from launch, start-up included, evaluations excluded.",
         "",
-        "| system | steps | start-up s | train s | final bits/byte | s to reference's final | share of reference's time | bits/byte at reference's time |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| system | steps | start-up s | train s | final bits/byte | s to reference's final | share of reference's time "
+        "| bits/byte at reference's time | load at start/end |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in runs:
         reach = time_to(r["curve"], target)
@@ -239,7 +248,8 @@ def table(runs: list[dict], machine: str) -> str:
         lines.append(
             f"| {r['name']} | {r['steps']:,} | {r['start_up_s']:.1f} | {r['curve'][-1][0]:.1f} | "
             f"{r['curve'][-1][1]:.4f} | {'not reached' if reach is None else f'{reach:.1f}'} | "
-            f"{'-' if reach is None else f'{reach / ref_time:.0%}'} | {'-' if same is None else f'{same:.4f}'} |"
+            f"{'-' if reach is None else f'{reach / ref_time:.0%}'} | {'-' if same is None else f'{same:.4f}'} | "
+            f"{r['load'][0]:.1f} / {r['load'][1]:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -288,8 +298,7 @@ def main() -> None:
                 f"  {r['wall_s']:.1f} s, start-up {r['start_up_s']:.1f} s, bits/byte {r['curve'][-1][1]:.4f}",
                 flush=True,
             )
-    busy = os.getloadavg()[0]
-    machine = f"{os.cpu_count()} cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}, load {busy:.1f}."
+    machine = f"{os.cpu_count()} cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}."
     text = table(runs, machine)
     print(text)
     out = Path(args.out)

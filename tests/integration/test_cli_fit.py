@@ -249,6 +249,55 @@ def test_124m_recipe_runs_shrunk_on_local_data(tmp_path, small_tokenizer, shakes
     assert column(read_metrics(root), "val/loss")
 
 
+def test_speedrun_recipe_runs_shrunk_with_every_option(tmp_path, small_tokenizer, shakespeare_path):
+    """The speed-run recipe at a tiny width on the CPU: rotary, RMSNorm, QK-norm, ReLU², zero-initialised
+    projections, untied head, soft-capped logits, Muon and WSD together, from its own YAML (only the shape
+    and the data change)."""
+    recipe = yaml.safe_load((REPO / "recipes" / "speedrun_124m.yaml").read_text())
+    options = recipe["model"]["init_args"]
+    options["arch_overrides"].update(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=512)
+    options.update(compile=False, max_steps=6)
+    recipe["trainer"].update(
+        accelerator="cpu",
+        devices=1,
+        strategy="auto",
+        precision="32-true",
+        max_steps=6,
+        accumulate_grad_batches=1,
+        val_check_interval=6,
+        limit_val_batches=2,
+        enable_progress_bar=False,
+        default_root_dir=str(tmp_path / "run"),
+    )
+    recipe["data"]["init_args"].update(
+        train_data=str(shakespeare_path),
+        streaming=False,
+        val_fraction=0.1,
+        tokenizer=str(small_tokenizer.path),
+        block_size=64,
+        batch_size=4,
+        num_workers=0,
+        cache_dir=str(tmp_path / "cache"),
+        dataset_config=None,
+    )
+    path = tmp_path / "speedrun_tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    main(["fit", "--config", str(path)])
+    model, _ = ModelDir(tmp_path / "run" / "final").load()
+    c = model.config
+    assert (c.position, c.norm, c.qk_norm, c.mlp, c.tie_embeddings, c.logit_softcap) == (
+        "rope",
+        "rmsnorm",
+        True,
+        "relu2",
+        False,
+        15.0,
+    )
+    losses = [float(x) for x in column(read_metrics(tmp_path / "run"), "train/loss")]
+    assert losses and all(math.isfinite(x) for x in losses)
+    assert column(read_metrics(tmp_path / "run"), "val/loss")
+
+
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "litllm.cli", "presets"], capture_output=True, text=True, check=True)
     assert "124,439,808" in out.stdout
