@@ -38,46 +38,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
+
+
 LAUNCHED = "TIME_TO_QUALITY_LAUNCHED"  # the launch time, from the parent, in seconds since the epoch
 POINTS = "TIME_TO_QUALITY_POINTS"  # the JSON-lines file each run appends its evaluations to
 
 
-def _record(step: int, train_seconds: float, bpb: float) -> None:
+def record(step: int, train_seconds: float, bpb: float) -> None:
+    """Append one evaluation to the run's file (NaN bits per byte: the first training step starting)."""
     with open(os.environ[POINTS], "a") as f:
         f.write(json.dumps({"step": step, "seconds": train_seconds, "bpb": bpb}) + "\n")
-
-
-# ---------------------------------------------------------------------------------------------- litllm side
-try:
-    import lightning as L
-except ImportError:  # the parent process needs none of this
-    L = None
-
-if L is not None:
-
-    class HeldOutClock(L.Callback):
-        """Records (step, seconds since launch less evaluation time, held-out bits per byte) at each
-        validation of a ``litllm fit`` run, and when the first training step starts."""
-
-        def __init__(self) -> None:
-            self.launched = float(os.environ[LAUNCHED])
-            self.evaluating = 0.0
-            self._started: float | None = None
-
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-            if trainer.global_step == 0 and batch_idx == 0:
-                _record(0, time.time() - self.launched, float("nan"))
-
-        def on_validation_start(self, trainer, pl_module) -> None:
-            self._started = time.time()
-
-        def on_validation_end(self, trainer, pl_module) -> None:
-            bpb = trainer.callback_metrics.get("val/bpb")
-            if trainer.sanity_checking or bpb is None or self._started is None:
-                return
-            now = time.time()
-            _record(trainer.global_step, now - self.launched - self.evaluating - (now - self._started), float(bpb))
-            self.evaluating += now - self._started
 
 
 # ---------------------------------------------------------------------------------------------- reference
@@ -130,7 +100,7 @@ def reference(iterations: int, every: int) -> None:
     evaluating = 0.0
     for it in range(iterations):
         if it == 0:
-            _record(0, time.time() - launched, float("nan"))
+            record(0, time.time() - launched, float("nan"))
         starts = torch.randint(len(train) - block - 1, (batch,))
         x = torch.stack([train[s : s + block] for s in starts])
         y = torch.stack([train[s + 1 : s + block + 1] for s in starts])
@@ -145,7 +115,7 @@ def reference(iterations: int, every: int) -> None:
             started = time.time()
             bpb = bits_per_byte()
             now = time.time()
-            _record(it + 1, now - launched - evaluating - (now - started), bpb)
+            record(it + 1, now - launched - evaluating - (now - started), bpb)
             evaluating += now - started
 
 
@@ -157,7 +127,7 @@ def commands(quick: bool, short_steps: int) -> dict[str, list[str]]:
     ref_iterations = 60 if quick else 2000
     fit = [sys.executable, "-m", "litllm", "fit"]
     common = [
-        "--trainer.callbacks+=time_to_quality.HeldOutClock",
+        "--trainer.callbacks+=held_out_clock.HeldOutClock",
         "--trainer.limit_val_batches=1.0",  # the whole held-out text
         "--trainer.enable_progress_bar=false",
         f"--trainer.max_steps={steps}",
@@ -210,15 +180,16 @@ def run(name: str, command: list[str], workdir: Path) -> dict:
     }
 
 
-def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
-    """The first time the curve reaches ``target`` bits per byte, linear between evaluations."""
+def time_to(curve: list[tuple[float, float]], target: float) -> tuple[float, bool] | None:
+    """The first time the curve reaches ``target`` bits per byte, linear between evaluations, and whether
+    that is only an upper bound (the first evaluation is already below the target)."""
     previous = None
     for seconds, bpb in curve:
         if bpb <= target:
             if previous is None:
-                return seconds
+                return seconds, True
             (s0, b0) = previous
-            return s0 + (seconds - s0) * (b0 - target) / (b0 - bpb)
+            return s0 + (seconds - s0) * (b0 - target) / (b0 - bpb), False
         previous = (seconds, bpb)
     return None
 
@@ -236,7 +207,8 @@ def table(runs: list[dict], machine: str) -> str:
     target, ref_time = ref["curve"][-1][1], ref["curve"][-1][0]
     lines = [
         f"Held-out text: the last 10% of tiny Shakespeare, whole, in bits per byte. {machine}",
-        "Time: the command's wall time from launch, start-up included, evaluations excluded.",
+        "Time: the command's wall time from launch, start-up included, evaluations excluded; '<=': the run's",
+        "first evaluation was already below the target (an upper bound).",
         "",
         "| system | steps | start-up s | train s | final bits/byte | s to reference's final | share of reference's time "
         "| bits/byte at reference's time | load at start/end |",
@@ -244,11 +216,13 @@ def table(runs: list[dict], machine: str) -> str:
     ]
     for r in runs:
         reach = time_to(r["curve"], target)
+        bound = "<= " if reach and reach[1] else ""
         same = at_time(r["curve"], ref_time)
         lines.append(
             f"| {r['name']} | {r['steps']:,} | {r['start_up_s']:.1f} | {r['curve'][-1][0]:.1f} | "
-            f"{r['curve'][-1][1]:.4f} | {'not reached' if reach is None else f'{reach:.1f}'} | "
-            f"{'-' if reach is None else f'{reach / ref_time:.0%}'} | {'-' if same is None else f'{same:.4f}'} | "
+            f"{r['curve'][-1][1]:.4f} | {'not reached' if reach is None else f'{bound}{reach[0]:.1f}'} | "
+            f"{'-' if reach is None else f'{bound}{reach[0] / ref_time:.0%}'} | "
+            f"{'-' if same is None else f'{same:.4f}'} | "
             f"{r['load'][0]:.1f} / {r['load'][1]:.1f} |"
         )
     return "\n".join(lines) + "\n"
@@ -282,9 +256,15 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated systems to run (default: all)")
     parser.add_argument("--reference", nargs=2, type=int, metavar=("ITERATIONS", "EVERY"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS), help="where the table, JSON and PNG go")
+    parser.add_argument("--from_json", default=None, help="rebuild the table and plot from a saved JSON, run nothing")
     args = parser.parse_args()
     if args.reference:
         reference(*args.reference)
+        return
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        runs, machine = saved["runs"], saved["machine"]
+        write(runs, machine, Path(args.out), Path(args.from_json).stem)
         return
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -299,13 +279,16 @@ def main() -> None:
                 flush=True,
             )
     machine = f"{os.cpu_count()} cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}."
+    write(runs, machine, Path(args.out), "time_to_quality_quick" if args.quick else "time_to_quality")
+
+
+def write(runs: list[dict], machine: str, out: Path, stem: str) -> None:
+    """The table (printed and saved), the runs as JSON and the curves as PNG."""
     text = table(runs, machine)
     print(text)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "time_to_quality_quick" if args.quick else "time_to_quality"
     (out / f"{stem}.md").write_text(text)
-    (out / f"{stem}.json").write_text(json.dumps(runs, indent=1))
+    (out / f"{stem}.json").write_text(json.dumps({"machine": machine, "runs": runs}, indent=1))
     plot(runs, out / f"{stem}.png")
     print(f"wrote {out / stem}.{{md,json,png}}")
 
