@@ -4,8 +4,13 @@ Both sides train the same GPT on the same Shakespeare blocks with the same AdamW
 gradient clipping. Runs alternate (plain, litllm, plain, litllm, ...) in one process so machine drift
 hits both alike; the table reports the median tokens/s of each and their ratio.
 
-    python benchmarks/train_throughput.py                 # tiny and ~10M shapes, fp32 and bf16-mixed
+    python benchmarks/train_throughput.py                 # tiny, ~10M and ~30M shapes, fp32 and bf16-mixed
+    python benchmarks/train_throughput.py --shapes 30m    # one shape (results/train_throughput_30m.*)
     python benchmarks/train_throughput.py --quick         # fewer steps, for a smoke test
+
+The ~30M shape (GPT-2's 50,257-token head on 6 x 384 blocks, context 256, batch 8) adds ``compile`` rows:
+``torch.compile`` of the backbone on both sides. bf16-mixed rows are skipped on CPUs without fast bf16
+matrix units (AVX2-only CPUs emulate bf16 ~40x slower than fp32).
 
 Writes benchmarks/results/train_throughput.{json,md}.
 """
@@ -40,7 +45,25 @@ SHAPES = {
     ),
     # gpt-10m: 6 layers x 384, context 256, batch 8, 8k vocabulary
     "gpt-10m (13.9M)": dict(arch="gpt-10m", overrides={}, batch=8, vocab=8192),
+    # the same blocks with GPT-2's 50,257-token head: the head is most of the compute, as in small LLMs
+    "gpt-30m (30.0M)": dict(arch="gpt-10m", overrides={}, batch=8, vocab=50257, compile=True),
 }
+KEYS = {"tiny": "tiny (0.9M)", "10m": "gpt-10m (13.9M)", "30m": "gpt-30m (30.0M)"}
+
+
+def fast_bfloat16() -> bool:
+    """Whether this CPU multiplies bf16 matrices at least half as fast as fp32 (AMX/AVX512-BF16 do; AVX2
+    CPUs emulate bf16 and run it ~40x slower, where bf16 rows would only measure the emulation)."""
+    a = torch.randn(256, 256)
+    timings = []
+    for dtype in (torch.float32, torch.bfloat16):
+        x = a.to(dtype)
+        x @ x
+        start = time.perf_counter()
+        for _ in range(20):
+            x @ x
+        timings.append(time.perf_counter() - start)
+    return timings[1] < 2 * timings[0]
 
 
 def make_data(shape: dict, cache: Path) -> LLMDataModule:
@@ -51,12 +74,16 @@ def make_data(shape: dict, cache: Path) -> LLMDataModule:
     return dm
 
 
-def plain_pytorch(shape: dict, dm: LLMDataModule, precision: str, steps: int, warmup: int) -> float:
+def plain_pytorch(
+    shape: dict, dm: LLMDataModule, precision: str, steps: int, warmup: int, compile: bool = False
+) -> float:
     """The reference: the loop a person would write by hand around the same model."""
     torch.manual_seed(0)
     module = PretrainModule(arch=shape["arch"], arch_overrides=shape["overrides"], vocab_size=shape["vocab"])
     module.configure_model()
     model = module.model.train()
+    if compile:
+        model = torch.compile(model)
     optimizer = torch.optim.AdamW(module.parameter_groups(), lr=3e-4, betas=(0.9, 0.95), foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(10, steps + warmup, 0.1))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
@@ -84,7 +111,9 @@ def plain_pytorch(shape: dict, dm: LLMDataModule, precision: str, steps: int, wa
     return tokens / (time.perf_counter() - start)
 
 
-def litllm_trainer(shape: dict, dm: LLMDataModule, precision: str, steps: int, warmup: int, root: Path) -> float:
+def litllm_trainer(
+    shape: dict, dm: LLMDataModule, precision: str, steps: int, warmup: int, root: Path, compile: bool = False
+) -> float:
     """litllm as a user runs it: the pretraining module, the Trainer, CSV logging and litllm's callbacks."""
     torch.manual_seed(0)
     module = PretrainModule(
@@ -93,6 +122,7 @@ def litllm_trainer(shape: dict, dm: LLMDataModule, precision: str, steps: int, w
         vocab_size=shape["vocab"],
         warmup_steps=10,
         max_steps=steps + warmup,
+        compile=compile,
     )
     timer = StepTimer(warmup)
     trainer = L.Trainer(
@@ -119,28 +149,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps and one repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shapes", default="tiny,10m,30m", help="comma-separated: tiny, 10m, 30m")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(torch.get_num_threads())
     repeats = 1 if args.quick else args.repeats
+    chosen = [KEYS[k] for k in args.shapes.split(",")]
+    bf16 = fast_bfloat16()
+    if not bf16:
+        print("this CPU has no fast bf16 matrix units: bf16-mixed rows skipped (they would time the emulation)")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, shape in SHAPES.items():
+        for name in chosen:
+            shape = SHAPES[name]
             dm = make_data(shape, tmp / "cache")
             tiny = "tiny" in name
             # a tiny step takes ~50 ms: long runs and more repeats keep the ratio above the noise
             steps = (20 if args.quick else 200) if tiny else (4 if args.quick else 15)
-            warmup = 10 if tiny else 2
+            warmup = 10 if tiny else (3 if shape.get("compile") else 2)
             n_repeats = repeats + 2 if tiny and not args.quick else repeats
-            for precision in ("32-true", "bf16-mixed"):
+            variants = [
+                (p, c) for p in ("32-true", "bf16-mixed") for c in (False, True) if c <= shape.get("compile", False)
+            ]
+            for precision, compile in variants:
+                if precision == "bf16-mixed" and not bf16:
+                    continue
                 plain, ours = [], []
                 for r in range(n_repeats):  # alternate so drift affects both sides alike
-                    plain.append(plain_pytorch(shape, dm, precision, steps, warmup))
-                    ours.append(litllm_trainer(shape, dm, precision, steps, warmup, tmp / f"run{r}"))
+                    plain.append(plain_pytorch(shape, dm, precision, steps, warmup, compile))
+                    ours.append(litllm_trainer(shape, dm, precision, steps, warmup, tmp / f"run{r}", compile))
                 row = {
                     "shape": name,
-                    "precision": precision,
+                    "precision": precision + (" + compile" if compile else ""),
                     "steps": steps,
                     "repeats": repeats,
                     "plain_tokens_per_s": statistics.median(plain),
@@ -155,8 +196,14 @@ def main() -> None:
                     flush=True,
                 )
     RESULTS.mkdir(exist_ok=True)
-    meta = {"torch": torch.__version__, "lightning": L.__version__, "threads": torch.get_num_threads()}
-    (RESULTS / "train_throughput.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    meta = {
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "threads": torch.get_num_threads(),
+        "fast_bf16": bf16,
+    }
+    stem = "train_throughput" if len(chosen) == len(SHAPES) else "train_throughput_" + args.shapes.replace(",", "_")
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [
         "| shape | precision | plain PyTorch tok/s | litllm tok/s | litllm / plain |",
         "| --- | --- | ---: | ---: | ---: |",
@@ -167,10 +214,11 @@ def main() -> None:
         ),
         "",
         f"torch {meta['torch']}, lightning {meta['lightning']}, {meta['threads']} threads; "
-        "median tokens/s of alternating runs (5 for the tiny shape, 3 for gpt-10m); the ratio is the median of",
-        "the per-pair ratios (litllm run / the plain run just before it).",
+        f"median tokens/s of {repeats} alternating runs (the tiny shape: 2 more); the ratio is the median of",
+        "the per-pair ratios (litllm run / the plain run just before it)."
+        + ("" if bf16 else " No bf16-mixed rows: this CPU has no fast bf16 matrix units."),
     ]
-    (RESULTS / "train_throughput.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
