@@ -205,6 +205,30 @@ PRESETS: dict[str, dict[str, Any]] = {
         intermediate_size=2816,
         rope_theta=500000.0,
     ),
+    # Meta's Llama 3 shapes (for memory planning and the 3-D parallel recipe; weights via `litllm convert`)
+    "llama3.2-1b": dict(
+        _LLAMA,
+        vocab_size=128256,
+        block_size=8192,
+        n_layer=16,
+        n_head=32,
+        n_kv_head=8,
+        n_embd=2048,
+        intermediate_size=8192,
+        rope_theta=500000.0,
+        tie_embeddings=True,
+    ),
+    "llama3-8b": dict(
+        _LLAMA,
+        vocab_size=128256,
+        block_size=8192,
+        n_layer=32,
+        n_head=32,
+        n_kv_head=8,
+        n_embd=4096,
+        intermediate_size=14336,
+        rope_theta=500000.0,
+    ),
     # Mistral style: like Llama plus a sliding attention window
     "mistral-125m": dict(
         _LLAMA,

@@ -33,6 +33,14 @@ def test_llama_125m_shape_and_count():
     assert 120e6 < count("llama-125m") < 130e6
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("llama3.2-1b", 1_235_814_400), ("llama3-8b", 8_030_261_248)],  # Meta's published counts
+)
+def test_llama3_parameter_counts_match_published(name, expected):
+    assert count(name) == expected
+
+
 def test_untying_adds_exactly_one_head():
     assert count("gpt2-124m", tie_embeddings=False) - count("gpt2-124m") == 50257 * 768
 
