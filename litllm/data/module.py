@@ -73,6 +73,7 @@ class LLMDataModule(L.LightningDataModule):
         max_length: int | None = None,
         train_on_prompt: bool = False,
         packing: bool = False,
+        align_documents: bool = False,
         on_bad_record: Literal["skip", "error"] = "skip",
         split_seed: int = 42,
         shuffle: bool = True,
@@ -115,6 +116,10 @@ class LLMDataModule(L.LightningDataModule):
             max_length: (sft) Longest example in tokens; longer ones are truncated and counted. None: ``block_size``.
             train_on_prompt: (sft) Put the loss on the prompt tokens too, not only on the responses.
             packing: (sft) Concatenate short examples into rows of up to ``max_length`` tokens.
+            align_documents: (text, cached or prepared) Start training blocks where documents start (and every
+                ``block_size`` tokens within a long one) instead of every ``block_size`` tokens of the stream,
+                so a sample rarely begins mid-sentence (modded-nanogpt's end-of-text-aligned batches).
+                Validation blocks are cut as before, so validation losses compare with unaligned runs.
             on_bad_record: (sft) ``skip`` records that cannot be used (counted, first file:line reported)
                 or stop with an ``error`` at the first.
             split_seed: (sft) Seed of the deterministic shuffle that picks the validation records.
@@ -125,6 +130,10 @@ class LLMDataModule(L.LightningDataModule):
             raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
         if prepared is not None and mode != "text":
             raise ConfigError(f"data.prepared holds pretraining tokens: it needs data.mode=text, not {mode}")
+        if align_documents and (mode != "text" or (streaming and prepared is None)):
+            what = f"data.mode={mode}" if mode != "text" else "data.streaming=true"
+            raise ConfigError(f"data.align_documents cuts cached or prepared pretraining text; not with {what}")
+        self.align_documents = align_documents
         self.mode, self.prepared = mode, prepared
         self.source = SourceSettings(
             train_data,
@@ -161,7 +170,12 @@ class LLMDataModule(L.LightningDataModule):
         """The builder of this configuration's source."""
         if self.prepared is not None:
             return PreparedBuilder(
-                self.prepared, self.source.val_data, self.source.val_fraction, self.tokenizer_source, self.block_size
+                self.prepared,
+                self.source.val_data,
+                self.source.val_fraction,
+                self.tokenizer_source,
+                self.block_size,
+                self.align_documents,
             )
         if self.mode == "sft":
             return SFTBuilder(self.source, self.tokenizer_source, self.records, self.block_size)
@@ -169,7 +183,9 @@ class LLMDataModule(L.LightningDataModule):
             return PreferenceBuilder(self.source, self.tokenizer_source, self.records, self.block_size)
         if self.source.streaming:
             return StreamedTextBuilder(self.source, self.tokenizer_source, self.block_size)
-        return CachedTextBuilder(self.source, self.tokenizer_source, self.cache_dir, self.block_size)
+        return CachedTextBuilder(
+            self.source, self.tokenizer_source, self.cache_dir, self.block_size, self.align_documents
+        )
 
     @property
     def contract(self) -> DataContract:

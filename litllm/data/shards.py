@@ -155,6 +155,12 @@ class ShardedTokenBlocks(Dataset):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_shards": {}}
 
+    def spans_until(self, i: int) -> list[Span]:
+        """The spans cut where block ``i`` (of this dataset) starts, plus the one token its predecessor
+        predicts: the tokens of blocks ``[0, i)``, for re-cutting them another way."""
+        k, offset = self.locate(i)
+        return [*self.spans[:k], Span(self.spans[k].path, self.spans[k].dtype, self.spans[k].start, offset + 1)]
+
     def sample(self, max_tokens: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """Evenly spaced blocks covering at most ``max_tokens`` tokens (all blocks if they fit).
 
@@ -167,3 +173,49 @@ class ShardedTokenBlocks(Dataset):
         blocks = [np.asarray(self.block(int(i))) for i in picks]
         inputs = np.concatenate([b[:-1] for b in blocks]) if blocks else np.zeros(0, np.int64)
         return inputs, [b[1:] for b in blocks]
+
+
+def document_starts(tokens: np.ndarray, eot_id: int, block_size: int) -> np.ndarray:
+    """Offsets into ``tokens`` of blocks aligned to documents: one at every document's first token and one
+    every ``block_size`` tokens after it while the document lasts (its end-of-text excluded), each with the
+    ``block_size + 1`` tokens a sample needs still inside ``tokens``.
+
+    A document is what lies between two end-of-text tokens (the first starts at offset 0).
+    """
+    n = len(tokens)
+    doc_starts = np.concatenate([[0], np.flatnonzero(np.asarray(tokens) == eot_id) + 1]).astype(np.int64)
+    doc_starts = doc_starts[doc_starts < n]
+    doc_ends = np.append(doc_starts[1:], n)
+    content = doc_ends - doc_starts - (doc_ends < n)  # a document's tokens, its closing end-of-text aside
+    counts = np.maximum(0, -(-content // block_size))  # ceil: one block per block_size of content
+    rank_in_doc = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = np.repeat(doc_starts, counts) + block_size * rank_in_doc
+    return starts[starts + block_size + 1 <= n]
+
+
+class DocumentAlignedBlocks(ShardedTokenBlocks):
+    """``ShardedTokenBlocks`` whose blocks start where documents start (``document_starts`` per span).
+
+    A document longer than a block continues in the next blocks; a block that outlasts its document goes on
+    into the next one, as unaligned blocks do. The offsets are found once, by scanning the spans for
+    end-of-text (one pass over the tokens at setup). Short documents each start a block, so blocks may
+    overlap and an epoch may hold more blocks than unaligned cutting gives.
+    """
+
+    def __init__(self, spans: Sequence[Span], block_size: int, eot_id: int) -> None:
+        super().__init__([], block_size)
+        self.spans = list(spans)
+        self.offsets = [
+            span.start + document_starts(self.shard(k)[span.start : span.stop], eot_id, block_size)
+            for k, span in enumerate(self.spans)
+        ]
+        self.first = np.concatenate([[0], np.cumsum([len(o) for o in self.offsets])]).astype(np.int64)
+        self._blocks = (0, int(self.first[-1]))
+        self._shards = {}  # opened again lazily in each process
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """Span number and token offset in its file of sample ``i``."""
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = int(np.searchsorted(self.first, i, side="right")) - 1
+        return k, int(self.offsets[k][i - int(self.first[k])])

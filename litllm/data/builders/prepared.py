@@ -6,7 +6,7 @@ import numpy as np
 
 from litllm.data.builders.text import built_blocks
 from litllm.data.contract import Built
-from litllm.data.shards import ShardedTokenBlocks, check_tokenizer, is_prepared, load_manifest
+from litllm.data.shards import DocumentAlignedBlocks, ShardedTokenBlocks, check_tokenizer, is_prepared, load_manifest
 from litllm.data.text import unigram_loss
 from litllm.data.tokenizer_source import TokenizerSource
 from litllm.errors import ConfigError, DataError
@@ -29,10 +29,16 @@ class PreparedBuilder:
     """
 
     def __init__(
-        self, prepared: str, val_data: str | None, val_fraction: float, tokenizer: TokenizerSource, block_size: int
+        self,
+        prepared: str,
+        val_data: str | None,
+        val_fraction: float,
+        tokenizer: TokenizerSource,
+        block_size: int,
+        align_documents: bool = False,
     ) -> None:
         self.prepared, self.val_data, self.val_fraction = prepared, val_data, val_fraction
-        self.tokenizer, self.block_size = tokenizer, block_size
+        self.tokenizer, self.block_size, self.align_documents = tokenizer, block_size, align_documents
 
     def prepare(self) -> None:
         """Check the directory (a bad one fails here, before any process starts training); fetch a hub tokenizer."""
@@ -54,6 +60,9 @@ class PreparedBuilder:
                 )
             train = ShardedTokenBlocks.from_manifest(manifest, block_size, 0, total - n_val)
             val = ShardedTokenBlocks.from_manifest(manifest, block_size, total - n_val, total)
+            if self.align_documents:  # the same training tokens, cut at documents
+                full = ShardedTokenBlocks.from_manifest(manifest, block_size)
+                train = DocumentAlignedBlocks(full.spans_until(total - n_val), block_size, manifest.eot_id)
         else:
             if not is_prepared(self.val_data):
                 raise ConfigError(
@@ -64,6 +73,8 @@ class PreparedBuilder:
             val_manifest = load_manifest(self.val_data)
             check_tokenizer(val_manifest, tokenizer, f"the tokenizer of {self.prepared}")
             train = ShardedTokenBlocks.from_manifest(manifest, block_size)
+            if self.align_documents:
+                train = DocumentAlignedBlocks(train.spans, block_size, manifest.eot_id)
             val = ShardedTokenBlocks.from_manifest(val_manifest, block_size)
         for name, ds in (("training", train), ("validation", val)):
             if len(ds) == 0:

@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from litllm.data.contract import Built, DataContract
 from litllm.data.settings import SourceSettings
-from litllm.data.shards import ShardedTokenBlocks
+from litllm.data.shards import DocumentAlignedBlocks, ShardedTokenBlocks, Span
 from litllm.data.text import StreamingTokenBlocks, TokenBlocks, build_token_cache, load_token_cache, unigram_loss
 from litllm.data.tokenizer_source import TokenizerSource
 from litllm.model.tokenizer import Tokenizer
@@ -55,8 +55,16 @@ class CachedTextBuilder:
     is split before tokenization, and each part gets its own cache.
     """
 
-    def __init__(self, source: SourceSettings, tokenizer: TokenizerSource, cache_dir: Path, block_size: int) -> None:
+    def __init__(
+        self,
+        source: SourceSettings,
+        tokenizer: TokenizerSource,
+        cache_dir: Path,
+        block_size: int,
+        align_documents: bool = False,
+    ) -> None:
         self.source, self.tokenizer, self.cache_dir, self.block_size = source, tokenizer, Path(cache_dir), block_size
+        self.align_documents = align_documents
 
     def cache_for(self, data: str, tokenizer: Tokenizer, part: str = "") -> Path:
         """The token cache of ``data`` (or of its ``part``, ``train`` or ``val``, of a held-out split) encoded
@@ -99,7 +107,11 @@ class CachedTextBuilder:
                 f"{source.train_data!r} has {len(train_tokens) + len(val_tokens):,} tokens: too few for "
                 f"block_size={block_size} with val_fraction={source.val_fraction}"
             )
-        train = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), block_size)
+        if self.align_documents:  # training blocks start at documents; validation stays cut evenly
+            span = Span(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens))
+            train = DocumentAlignedBlocks([span], block_size, tokenizer.eot_id)
+        else:
+            train = TokenBlocks(train_dir / "tokens.bin", meta["dtype"], 0, len(train_tokens), block_size)
         val = TokenBlocks(val_dir / "tokens.bin", val_meta["dtype"], 0, len(val_tokens), block_size)
         for name, ds in (("training", train), ("validation", val)):
             if len(ds) == 0:
