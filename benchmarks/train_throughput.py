@@ -43,12 +43,25 @@ SHAPES = {
     "tiny (0.9M)": dict(
         arch="tiny-gpt2", overrides=dict(n_layer=4, n_head=4, n_embd=128, block_size=64), batch=12, vocab=2048
     ),
+    # recipes/pretrain_shakespeare.yaml's model and batch (so its tokens/s cannot slip unseen)
+    "shakespeare (2.2M)": dict(
+        arch="gpt-10m",
+        overrides=dict(n_layer=4, n_head=4, n_embd=192, block_size=128, dropout=0.1),
+        batch=16,
+        vocab=2048,
+        steps=100,
+    ),
     # gpt-10m: 6 layers x 384, context 256, batch 8, 8k vocabulary
     "gpt-10m (13.9M)": dict(arch="gpt-10m", overrides={}, batch=8, vocab=8192),
     # the same blocks with GPT-2's 50,257-token head: the head is most of the compute, as in small LLMs
     "gpt-30m (30.0M)": dict(arch="gpt-10m", overrides={}, batch=8, vocab=50257, compile=True),
 }
-KEYS = {"tiny": "tiny (0.9M)", "10m": "gpt-10m (13.9M)", "30m": "gpt-30m (30.0M)"}
+KEYS = {
+    "tiny": "tiny (0.9M)",
+    "shakespeare": "shakespeare (2.2M)",
+    "10m": "gpt-10m (13.9M)",
+    "30m": "gpt-30m (30.0M)",
+}
 
 
 def fast_bfloat16() -> bool:
@@ -149,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps and one repeat")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--shapes", default="tiny,10m,30m", help="comma-separated: tiny, 10m, 30m")
+    parser.add_argument("--shapes", default=",".join(KEYS), help=f"comma-separated: {', '.join(KEYS)}")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(torch.get_num_threads())
@@ -166,7 +179,7 @@ def main() -> None:
             dm = make_data(shape, tmp / "cache")
             tiny = "tiny" in name
             # a tiny step takes ~50 ms: long runs and more repeats keep the ratio above the noise
-            steps = (20 if args.quick else 200) if tiny else (4 if args.quick else 15)
+            steps = (20 if args.quick else 200) if tiny else (4 if args.quick else shape.get("steps", 15))
             warmup = 10 if tiny else (3 if shape.get("compile") else 2)
             n_repeats = repeats + 2 if tiny and not args.quick else repeats
             variants = [
