@@ -24,6 +24,7 @@ from torchmetrics import MeanMetric
 from litllm.data.preference import split_pairs
 from litllm.errors import ConfigError
 from litllm.train.base import LLMModule
+from litllm.train.distributed import fsdp_mesh, shard
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -89,8 +90,20 @@ class DPOModule(LLMModule):
         if self.model is not None:
             return
         super().configure_model()
-        if self.peft_model is None:
+        if self.peft_model is not None:
+            return  # the reference is the policy with its adapters switched off
+        if self.device_mesh is None:
             self.reference_model = copy.deepcopy(self.backbone).eval().requires_grad_(False)
+            return
+        # FSDP2 modules cannot be deep-copied: build the reference as the policy was built (the starting
+        # weights) and split it the same way (tensor parallelism, then FSDP2), frozen.
+        with torch.device(self._device_for_build()):
+            reference = self.base_model().requires_grad_(False)
+        bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
+        shard(
+            reference, fsdp_mesh(reference, self.device_mesh, self.trainer.strategy), torch.bfloat16 if bf16 else None
+        )
+        self.reference_model = reference.eval()
 
     # ------------------------------------------------------------------ math
     def _logprobs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,73 @@
+"""Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes) give one process's losses.
+
+LoRA and QLoRA refuse tensor parallelism in one line (``litllm.parallel.tensor``); full DPO's frozen
+reference is built and split like the policy (FSDP2 modules cannot be deep-copied)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from litllm.cli import main
+from litllm.model.config import ModelConfig
+from litllm.model.gpt import GPT
+from litllm.model.model_dir import ModelDir
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def losses(root: Path, key: str = "train/loss") -> list[float]:
+    rows = []
+    for path in sorted((root / "logs").glob("version_*/metrics.csv")):
+        with open(path) as f:
+            rows += list(csv.DictReader(f))
+    return [float(r[key]) for r in rows if r.get(key)]
+
+
+def finetune(verb: str, recipe: str, init_from: Path, root: Path, cache: Path, devices: int) -> None:
+    """One process in this one (as the other integration tests run), two as a subprocess (never DDP in pytest)."""
+    args = ["finetune", verb, "--config", str(REPO / "recipes" / recipe), "--model.init_from", str(init_from)]
+    args += ["--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--trainer.val_check_interval", "3"]
+    args += ["--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar"]
+    args += ["false", "--trainer.default_root_dir", str(root), "--data.cache_dir", str(cache), "--data.batch_size", "4"]
+    if verb == "dpo":
+        args += ["--model.method", "full"]
+    if devices == 1:
+        main(args)
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "litllm.cli", *args, "--trainer.strategy", "tp2", "--trainer.devices", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def test_full_sft_and_full_dpo_under_tp2_match_one_process(tmp_path, small_tokenizer):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256, n_embd=64, n_head=4))  # biases, LayerNorm
+    base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
+    cache = tmp_path / "cache"
+    for devices in (1, 2):
+        finetune("full", "sft_full_tiny.yaml", base, tmp_path / f"sft{devices}", cache, devices)
+    one, two = losses(tmp_path / "sft1"), losses(tmp_path / "sft2")
+    assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
+    assert losses(tmp_path / "sft2", "val/loss") == pytest.approx(losses(tmp_path / "sft1", "val/loss"), rel=1e-5)
+    for devices in (1, 2):  # both from the one-process SFT model
+        finetune("dpo", "dpo_lora_tiny.yaml", tmp_path / "sft1" / "final", tmp_path / f"dpo{devices}", cache, devices)
+    one, two = losses(tmp_path / "dpo1"), losses(tmp_path / "dpo2")
+    assert len(one) == 3 and one[0] == pytest.approx(0.6931472, abs=1e-6)  # ln 2: policy == reference
+    assert two == pytest.approx(one, rel=1e-5)
+    margin = "val/reward_margin"
+    assert losses(tmp_path / "dpo2", margin) == pytest.approx(losses(tmp_path / "dpo1", margin), rel=1e-4, abs=1e-6)
+    assert (tmp_path / "dpo2" / "final" / "model.safetensors").is_file()
