@@ -1,5 +1,5 @@
-"""Scaling on one machine: tokens/s and peak memory for 1 vs 2 processes (DDP, FSDP2), with and without
-activation checkpointing, same global batch.
+"""Scaling on one machine: tokens/s and peak memory for 1 vs 2 processes (DDP, FSDP2, tensor parallel),
+with and without activation checkpointing, same global batch.
 
     python benchmarks/scaling.py              # gpt-10m shape (6 x 384), 2,048-token vocab, context 256, global batch 8
     python benchmarks/scaling.py --steps 4    # quicker
@@ -31,7 +31,10 @@ CONFIGS = [  # (name, strategy, processes, activation checkpointing)
     ("2 processes DDP + AC", "ddp", 2, True),
     ("2 processes FSDP2", "fsdp", 2, False),
     ("2 processes FSDP2 + AC", "fsdp", 2, True),
+    ("2 processes tensor parallel (tp2)", "tp2", 2, False),
 ]
+# Processes per data-parallel replica: they read the same batch (tensor parallelism splits the model).
+SHARING = {"tp2": 2}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -43,12 +46,15 @@ def child(args: argparse.Namespace) -> None:
     from timing import StepTimer
 
     from litllm.data import LLMDataModule
+    from litllm.parallel import register_strategies
     from litllm.train import PretrainModule
 
+    register_strategies()
     world = args.processes
-    dm = LLMDataModule(vocab_size=2048, block_size=256, batch_size=8 // world, cache_dir=args.cache)
+    replicas = world // SHARING.get(args.strategy, 1)
+    dm = LLMDataModule(vocab_size=2048, block_size=256, batch_size=8 // replicas, cache_dir=args.cache)
     module = PretrainModule(arch="gpt-10m", activation_checkpointing=args.ac, warmup_steps=1, max_steps=args.steps + 2)
-    strategy = {"single": "auto", "ddp": "ddp", "fsdp": ModelParallelStrategy()}[args.strategy]
+    strategy = {"single": "auto", "ddp": "ddp", "fsdp": ModelParallelStrategy()}.get(args.strategy, args.strategy)
     timer = StepTimer(warmup=2)
     trainer = L.Trainer(
         accelerator="cpu",
@@ -67,7 +73,7 @@ def child(args: argparse.Namespace) -> None:
     trainer.fit(module, datamodule=dm)
     result = {
         "rank": trainer.global_rank,
-        "tokens_per_s": timer.tokens_per_s * world,
+        "tokens_per_s": timer.tokens_per_s * replicas,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
     }
