@@ -1,7 +1,8 @@
 """A short pretraining run for the parallelism tests, launched as its own process (never inside pytest).
 
     python parallel_run.py OUT.json --cache DIR --root DIR [--strategy auto|fsdp2|tp2|...] [--devices N]
-        [--replicas R] [--arch tiny-gpt2|tiny-llama] [--steps N] [--ckpt_path P]
+        [--replicas R] [--arch tiny-gpt2|tiny-llama] [--n_layer L] [--steps N] [--ckpt_path P]
+        [--pipeline P --pipeline_schedule gpipe|1f1b --microbatches M]
 
 Rank 0 writes the per-step training loss of the whole global batch (and the validation loss) to OUT.json;
 the run's consolidated model directory is ``<root>/final``, its samples ``<root>/samples.txt``.
@@ -17,7 +18,7 @@ from pathlib import Path
 import lightning as L
 
 from litllm.data import LLMDataModule
-from litllm.parallel import register_strategies
+from litllm.parallel import MeshStrategy, register_strategies
 from litllm.train import PretrainModule
 
 
@@ -50,8 +51,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--activation_checkpointing", action="store_true")
     parser.add_argument("--qk_norm", action="store_true", help="RMS-normalise queries and keys per head")
     parser.add_argument("--val_batches", type=int, default=0, help="validate (and sample) at the end on this many")
+    parser.add_argument("--n_layer", type=int, default=None, help="blocks of the model (default: the preset's)")
+    parser.add_argument("--pipeline", type=int, default=1, help="pipeline stages (MeshStrategy; replaces --strategy)")
+    parser.add_argument("--pipeline_schedule", default="1f1b", choices=["gpipe", "1f1b"])
+    parser.add_argument("--microbatches", type=int, default=None, help="pipeline micro-batches per batch")
     args = parser.parse_args(argv)
     register_strategies()
+    strategy = args.strategy
+    if args.pipeline > 1:
+        strategy = MeshStrategy(
+            pipeline_parallel_size=args.pipeline,
+            pipeline_schedule=args.pipeline_schedule,
+            pipeline_microbatches=args.microbatches,
+        )
+    overrides = {"qk_norm": True} if args.qk_norm else {}
+    if args.n_layer is not None:
+        overrides["n_layer"] = args.n_layer
     L.seed_everything(7)
     global_batch = 8
     dm = LLMDataModule(
@@ -63,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     module = PretrainModule(
         arch=args.arch,
-        arch_overrides={"qk_norm": True} if args.qk_norm else None,
+        arch_overrides=overrides or None,
         learning_rate=3e-3,
         warmup_steps=2,
         max_steps=args.schedule,
@@ -74,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     trainer = L.Trainer(
         accelerator="cpu",
         devices=args.devices,
-        strategy=args.strategy,
+        strategy=strategy,
         precision=args.precision,
         max_steps=args.steps,
         gradient_clip_val=1.0,
