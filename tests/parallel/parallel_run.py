@@ -20,11 +20,17 @@ import lightning as L
 from litllm.data import LLMDataModule
 from litllm.parallel import MeshStrategy, register_strategies
 from litllm.train import PretrainModule
+from litllm.train.optim import full_value
 
 
 class RecordLosses(L.Callback):
     def __init__(self) -> None:
         self.losses: list[float] = []
+        self.grad_norms: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        # The norm the module clips by (before clipping): under a pipeline, over every stage's gradients.
+        self.grad_norms.append(float(full_value(pl_module.gradient_norm(optimizer))))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = trainer.callback_metrics["train/loss"].detach()  # token mean of this process's batch
@@ -105,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     trainer.fit(module, datamodule=dm, ckpt_path=args.ckpt_path)
     if trainer.is_global_zero:
         val = trainer.callback_metrics.get("val/loss")
-        result = {"losses": record.losses, "global_step": trainer.global_step, "val_loss": val and float(val)}
+        result = {"losses": record.losses, "grad_norms": record.grad_norms, "global_step": trainer.global_step}
+        result["val_loss"] = val and float(val)
         Path(args.out).write_text(json.dumps(result))
 
 

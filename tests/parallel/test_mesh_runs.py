@@ -95,6 +95,19 @@ def same_losses(got: list[float], want: list[float]) -> None:
         assert a == pytest.approx(b, rel=1e-5), f"step {step}: {a} vs {b}"
 
 
+def same_norms(got: list[float], want: list[float]) -> None:
+    """The gradient norm every step clipped by (before clipping) is the one-process norm.
+
+    Within 1e-4 relative: where a step's gradient spikes (8.3 at step 12 of the Llama-style run, about 1
+    elsewhere) the runs' 1e-7 rounding differences show as 2.1e-5 in its norm. A norm over one stage's
+    gradients only would leave out about half of them.
+    """
+    assert len(got) == len(want) == STEPS
+    for step, (a, b) in enumerate(zip(got, want), start=1):
+        assert a == pytest.approx(b, rel=1e-4), f"step {step}: gradient norm {a} vs {b}"
+    assert max(want) > 1.0  # clipping at 1.0 acted: a norm over one stage's gradients would have shown
+
+
 def same_model_directory(got: Path, want: Path, arch: str) -> None:
     """Every file the same; each weight tensor within 1e-5 relative (the key bias aside, see below)."""
     assert sorted(p.name for p in got.iterdir()) == sorted(p.name for p in want.iterdir())
@@ -177,6 +190,7 @@ def test_pp2_gpipe_gpt2_style_matches_one_process_and_resumes(tmp, single_deep):
     resumed = run(tmp, "pp2-gpipe", *args, "--ckpt_path", str(ckpt))
     assert resumed["global_step"] == STEPS
     same_losses(first["losses"] + resumed["losses"], reference["losses"])
+    same_norms(first["grad_norms"] + resumed["grad_norms"], reference["grad_norms"])
     assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
     same_model_directory(tmp / "pp2-gpipe" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
     # The checkpoint holds each stage's weights apart: its metadata says so, and a run without the pipeline
@@ -201,8 +215,12 @@ def test_pp2_1f1b_llama_style_matches_one_process(tmp, single_deep):
     args = ("--pipeline", "2", "--pipeline_schedule", "1f1b", "--devices", "2", "--arch", "tiny-llama", *PIPELINE)
     got = run(tmp, "pp2-1f1b", *args, "--activation_checkpointing")
     same_losses(got["losses"], reference["losses"])
+    same_norms(got["grad_norms"], reference["grad_norms"])
     assert got["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
     same_model_directory(tmp / "pp2-1f1b" / "final", tmp / "single-deep-tiny-llama" / "final", "tiny-llama")
+    # The report card counts the whole model, not rank 0's stage.
+    facts = [json.loads((tmp / name / "run.json").read_text()) for name in ("pp2-1f1b", "single-deep-tiny-llama")]
+    assert facts[0]["parameters"] == facts[1]["parameters"] == facts[1]["trainable_parameters"]
 
 
 def test_fsdp2_times_pp2_on_four_processes_matches_one_process(tmp, single_deep):
@@ -210,5 +228,6 @@ def test_fsdp2_times_pp2_on_four_processes_matches_one_process(tmp, single_deep)
     args = ("--pipeline", "2", "--devices", "4", "--replicas", "2", *PIPELINE)
     got = run(tmp, "dp2-pp2", *args)
     same_losses(got["losses"], single_deep["tiny-gpt2"]["losses"])
+    same_norms(got["grad_norms"], single_deep["tiny-gpt2"]["grad_norms"])
     assert got["val_loss"] == pytest.approx(single_deep["tiny-gpt2"]["val_loss"], rel=1e-5)
     same_model_directory(tmp / "dp2-pp2" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
