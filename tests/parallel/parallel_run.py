@@ -2,7 +2,7 @@
 
     python parallel_run.py OUT.json --cache DIR --root DIR [--strategy auto|fsdp2|tp2|...] [--devices N]
         [--replicas R] [--arch tiny-gpt2|tiny-llama] [--n_layer L] [--steps N] [--ckpt_path P]
-        [--pipeline P --pipeline_schedule gpipe|1f1b --microbatches M]
+        [--pipeline P --pipeline_schedule gpipe|1f1b --microbatches M] [--accumulate A]
 
 Rank 0 writes the per-step training loss of the whole global batch (and the validation loss) to OUT.json;
 the run's consolidated model directory is ``<root>/final``, its samples ``<root>/samples.txt``.
@@ -27,6 +27,7 @@ class RecordLosses(L.Callback):
     def __init__(self) -> None:
         self.losses: list[float] = []
         self.grad_norms: list[float] = []
+        self._window: list[float] = []  # the losses of the batches of the current optimizer step
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         # The norm the module clips by (before clipping): under a pipeline, over every stage's gradients.
@@ -36,7 +37,10 @@ class RecordLosses(L.Callback):
         loss = trainer.callback_metrics["train/loss"].detach()  # token mean of this process's batch
         if trainer.world_size > 1:  # equal token counts: the mean over processes is the global batch's
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        self.losses.append(float(loss))
+        self._window.append(float(loss))
+        if len(self._window) == trainer.accumulate_grad_batches:  # one optimizer step: its global batch's mean
+            self.losses.append(sum(self._window) / len(self._window))
+            self._window = []
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pipeline", type=int, default=1, help="pipeline stages (MeshStrategy; replaces --strategy)")
     parser.add_argument("--pipeline_schedule", default="1f1b", choices=["gpipe", "1f1b"])
     parser.add_argument("--microbatches", type=int, default=None, help="pipeline micro-batches per batch")
+    parser.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step (of the global batch)")
     args = parser.parse_args(argv)
     register_strategies()
     strategy = args.strategy
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     dm = LLMDataModule(
         vocab_size=300,
         block_size=32,
-        batch_size=global_batch // args.replicas,
+        batch_size=global_batch // (args.replicas * args.accumulate),
         shuffle=False,
         cache_dir=args.cache,
     )
@@ -98,9 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         strategy=strategy,
         precision=args.precision,
         max_steps=args.steps,
+        accumulate_grad_batches=args.accumulate,
         gradient_clip_val=1.0,
-        limit_val_batches=args.val_batches,
-        val_check_interval=args.steps,
+        limit_val_batches=args.val_batches * args.accumulate,  # the same samples, in smaller batches
+        val_check_interval=args.steps * args.accumulate,  # counted in batches
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=1,

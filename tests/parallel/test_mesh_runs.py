@@ -224,8 +224,9 @@ def test_pp2_1f1b_llama_style_matches_one_process(tmp, single_deep):
 
 
 def test_fsdp2_times_pp2_on_four_processes_matches_one_process(tmp, single_deep):
-    """2 pipelines of 2 stages, each stage sharded over its 2 replicas; 1F1B over 2 micro-batches of 2 sequences."""
-    args = ("--pipeline", "2", "--devices", "4", "--replicas", "2", *PIPELINE)
+    """2 pipelines of 2 stages, each stage sharded over its 2 replicas; each replica's 4 sequences of a step as
+    2 batches of 2 (gradient accumulation), each cut into 2 micro-batches for 1F1B."""
+    args = ("--pipeline", "2", "--devices", "4", "--replicas", "2", "--accumulate", "2", *PIPELINE)
     got = run(tmp, "dp2-pp2", *args)
     same_losses(got["losses"], single_deep["tiny-gpt2"]["losses"])
     same_norms(got["grad_norms"], single_deep["tiny-gpt2"]["grad_norms"])
