@@ -83,13 +83,8 @@ class GPT(nn.Module):
         start = 0 if cache is None else cache.pos
         if start + t > self.config.block_size:
             raise ValueError(f"sequence length {start + t} exceeds the model's block_size {self.config.block_size}")
-        x = self.wte(idx)
-        if self.wpe is not None:
-            x = x + self.wpe(torch.arange(start, start + t, device=idx.device))
-        rope = None
-        if self.config.position == "rope":
-            rope = (self.rope_cos[start : start + t], self.rope_sin[start : start + t])
-        x = self.drop(x)
+        x = embed(self, idx, start)
+        rope = rope_at(self, start, t)
         if cache is None:
             for block in self.blocks:
                 x = block(x, rope)
@@ -97,9 +92,7 @@ class GPT(nn.Module):
             for i, block in enumerate(self.blocks):
                 x = block(x, rope, cache.layer(i))
             cache.pos += t
-        logits = self.lm_head(self.norm(x))
-        cap = self.config.logit_softcap
-        return logits if cap is None else cap * torch.tanh(logits / cap)
+        return output_logits(self, x)
 
     def make_cache(self, max_len: int | None = None) -> KVCache:
         """An empty key/value cache for up to ``max_len`` positions (default: the block size)."""
@@ -111,6 +104,34 @@ class GPT(nn.Module):
         if exclude_embeddings:
             n -= self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
         return n
+
+
+# The two ends of the backbone, as functions of any module holding the same attributes: ``GPT`` and a
+# pipeline stage (``litllm.parallel.pipeline.PipelineStageModule``, which holds the first or the last
+# part of a GPT under the same names) then compute them with the same operations, so a pipeline trains
+# the same numbers as one process.
+
+
+def embed(model: nn.Module, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Token embeddings (+ learned positions from ``start``) with embedding dropout: ``model.wte``, ``.wpe``, ``.drop``."""
+    x = model.wte(idx)
+    if model.wpe is not None:
+        x = x + model.wpe(torch.arange(start, start + idx.size(1), device=idx.device))
+    return model.drop(x)
+
+
+def rope_at(model: nn.Module, start: int, t: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The rotary tables of positions ``[start, start + t)`` (``model.rope_cos``, ``.rope_sin``), or None."""
+    if model.config.position != "rope":
+        return None
+    return model.rope_cos[start : start + t], model.rope_sin[start : start + t]
+
+
+def output_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Final norm, head and the optional logit soft-cap: ``model.norm``, ``.lm_head``, ``.config.logit_softcap``."""
+    logits = model.lm_head(model.norm(x))
+    cap = model.config.logit_softcap
+    return logits if cap is None else cap * torch.tanh(logits / cap)
 
 
 class Block(nn.Module):

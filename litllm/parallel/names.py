@@ -1,4 +1,5 @@
-"""Short strategy names for the command line: ``--trainer.strategy fsdp2``, ``tp2``, ``tp4``, ``tp8``, ``mesh``.
+"""Short strategy names for the command line: ``--trainer.strategy fsdp2``, ``tp2``, ``tp4``, ``tp8``, ``pp2``,
+``pp4``, ``mesh``.
 
 They are entries of Lightning's ``StrategyRegistry``, so they must be registered before the Trainer is
 made: ``litllm fit|validate|test|finetune`` do so before LightningCLI parses (``litllm.train.cli``);
@@ -10,6 +11,7 @@ from __future__ import annotations
 from litllm.errors import ConfigError
 
 TENSOR_PARALLEL_SIZES = (2, 4, 8)
+PIPELINE_PARALLEL_SIZES = (2, 4)
 
 
 def strategy_names() -> dict[str, tuple[dict, str]]:
@@ -25,6 +27,11 @@ def strategy_names() -> dict[str, tuple[dict, str]]:
         names[f"tp{n}"] = (
             {"tensor_parallel_size": n},
             f"tensor parallelism over groups of {n} processes, FSDP2 across the groups",
+        )
+    for n in PIPELINE_PARALLEL_SIZES:
+        names[f"pp{n}"] = (
+            {"pipeline_parallel_size": n},
+            f"pipeline parallelism over {n} stages (1F1B, {n} micro-batches per batch), FSDP2 across the pipelines",
         )
     return names
 

@@ -125,12 +125,19 @@ class SampleGeneration(Callback):
     ) -> None:
         self.prompt, self.max_new_tokens = prompt, max_new_tokens
         self.temperature, self.top_k = temperature, top_k
+        self._said_pipeline = False
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.max_new_tokens <= 0:
             return
         tokenizer = getattr(pl_module, "tokenizer", None)
         if tokenizer is None:
+            return
+        if getattr(pl_module, "pipeline", None) is not None:
+            # Generating would run the whole model once per token; each process holds only its stage.
+            if trainer.is_global_zero and not self._said_pipeline:
+                pl_module.print("(no sample after validation under pipeline parallelism)")
+                self._said_pipeline = True
             return
         # Under FSDP every forward pass gathers the shards from all processes, so every rank generates
         # (the same tokens, for the same number of steps); otherwise rank 0 alone.
@@ -264,7 +271,8 @@ class ModelExport(Callback):
             if trainer.is_global_zero:
                 self._export_adapter(pl_module, peft_model, out, tokenizer, template)
         else:
-            state = full_state_dict(pl_module.backbone)  # collective under FSDP: every rank takes part
+            # Collective under FSDP and pipelines: every rank takes part.
+            state = full_state_dict(pl_module.backbone, getattr(pl_module, "pipeline", None))
             if trainer.is_global_zero:
                 out.save(pl_module.backbone, tokenizer, template, state_dict=state)
         if trainer.is_global_zero:
@@ -282,11 +290,22 @@ class ModelExport(Callback):
         pl_module.print(f"Adapter written to {adapter_dir}")
 
 
-def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def full_state_dict(model: torch.nn.Module, pipeline: Any = None) -> dict[str, torch.Tensor]:
     """The full (unsharded) state dict on CPU, gathering FSDP2 and tensor-parallel shards (DTensors).
 
     Under tensor parallelism the fused qkv rows are put back in the model's own order (``canonical_qkv``).
+    With a ``pipeline`` (``litllm.parallel.pipeline.Pipeline``; ``model`` is then its stage), every stage's
+    weights are gathered on global rank 0, under the whole model's names; the other ranks get an empty dict.
     """
+    if pipeline is not None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        from litllm.parallel.pipeline import gather_full_state
+
+        # Not cpu_offload: with it only global rank 0 would receive the gathered tensors, and the other
+        # stages' first replicas must send theirs.
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+        return gather_full_state({k: v.detach().cpu() for k, v in state.items()}, pipeline)
     if any(hasattr(p, "full_tensor") for p in model.parameters()):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 

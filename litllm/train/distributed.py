@@ -72,6 +72,8 @@ def shard(model: torch.nn.Module, mesh, param_dtype: torch.dtype | None = None, 
     if cpu_offload:  # shards, gradients and optimizer state live in CPU memory; compute stays on the device
         kwargs["offload_policy"] = CPUOffloadPolicy()
     blocks = model.get_base_model().blocks if hasattr(model, "get_base_model") else model.blocks
+    if isinstance(blocks, torch.nn.ModuleDict):  # a pipeline stage's blocks, by their index in the whole model
+        blocks = blocks.values()
     for block in blocks:
         fully_shard(block, **kwargs)
     fully_shard(model, **kwargs)

@@ -43,14 +43,21 @@ class RunFacts(Callback):
         if trainer.global_rank != 0:
             return
         params = list(pl_module.parameters())
+        total, trainable = sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+        if getattr(pl_module, "pipeline", None) is not None:
+            # This process holds one stage: count the whole model (under a pipeline every weight trains).
+            from litllm.model.gpt import GPT
+
+            with torch.device("meta"):
+                total = trainable = GPT(pl_module.config).num_parameters()
         facts: dict[str, Any] = {
             "module": type(pl_module).__name__,
             "device": device_name(pl_module.device),
             "accelerator": pl_module.device.type,
             "world_size": trainer.world_size,
             "precision": str(trainer.precision),
-            "parameters": sum(p.numel() for p in params),
-            "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
+            "parameters": total,
+            "trainable_parameters": trainable,
             "max_steps": trainer.max_steps,
             "accumulate_grad_batches": trainer.accumulate_grad_batches,
         }

@@ -26,7 +26,7 @@ import math
 import statistics
 import sys
 from collections import deque
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import lightning as L
 import torch
@@ -163,7 +163,7 @@ class DivergenceGuard(Callback):
             for param, saved in zip(self._params, weights):
                 _local(param).copy_(saved)
                 param.grad = None
-        optimizer.load_state_dict(state)
+        optimizer.load_state_dict(_from_cpu(state))
         for config in trainer.lr_scheduler_configs:
             scheduler = config.scheduler
             scheduler.base_lrs = [lr * self.lr_factor for lr in scheduler.base_lrs]
@@ -222,13 +222,42 @@ def _cpu_copies(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
     return [_local(p).detach().to("cpu", copy=True) for p in params]
 
 
+class _ShardCopy(NamedTuple):
+    """A CPU copy of this process's part of a DTensor and how to make the DTensor again."""
+
+    local: torch.Tensor
+    mesh: Any
+    placements: tuple
+    shape: torch.Size
+    stride: tuple[int, ...]
+
+
 def _to_cpu(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
-        return _local(value).detach().to("cpu", copy=True)
+        if hasattr(value, "to_local"):  # sharded optimizer state (FSDP2): restored as the DTensor it was
+            copy = value.to_local().detach().to("cpu", copy=True)
+            return _ShardCopy(copy, value.device_mesh, tuple(value.placements), value.shape, value.stride())
+        return value.detach().to("cpu", copy=True)
     if isinstance(value, dict):
         return {k: _to_cpu(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def _from_cpu(value: Any) -> Any:
+    """``_to_cpu``'s copy back, sharded state as DTensors again (the optimizer refuses a mix of both)."""
+    if isinstance(value, _ShardCopy):
+        from torch.distributed.tensor import DTensor
+
+        local = value.local.to(value.mesh.device_type)
+        return DTensor.from_local(
+            local, value.mesh, value.placements, run_check=False, shape=value.shape, stride=value.stride
+        )
+    if isinstance(value, dict):
+        return {k: _from_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_from_cpu(v) for v in value)
     return value
 
 

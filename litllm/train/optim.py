@@ -26,6 +26,8 @@ def parameter_groups(
     """
     decay, no_decay = [], []
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    # A pipeline stage names its tables itself: the last stage's copy of a tied head is an embedding table.
+    embeddings |= {id(p) for p in getattr(model, "embedding_weights", list)()}
     for param in model.parameters():
         if not param.requires_grad or id(param) in (exclude or ()):
             continue

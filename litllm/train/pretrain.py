@@ -17,10 +17,22 @@ def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
 
 
+def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of the cross-entropies of positions whose label is not -100 (computed in float32)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
+
+
 class PretrainModule(LLMModule):
     """Next-token prediction on packed blocks of text."""
 
+    pipeline_support = True
+
+    def pipeline_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return next_token_loss(logits, labels)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.pipeline is not None:
+            return self.pipeline_training_step(batch, batch_idx)
         labels = batch["labels"]
         logits = self.model(batch["input_ids"])
         if not self.padded_labels:
@@ -42,8 +54,15 @@ class PretrainModule(LLMModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         labels = batch["labels"]
+        tokens = (labels != -100).sum()
+        if self.pipeline is not None:
+            # The summed token losses of the micro-batches, handed from the last stage to every stage, so
+            # that every process updates the metric (and logs val/loss) alike.
+            loss_sum = self.pipeline.eval_step(batch["input_ids"], labels, summed_token_loss)
+            self.val_loss.update(loss_sum / tokens.clamp(min=1), weight=tokens)
+            return
         loss = next_token_loss(self.model(batch["input_ids"]), labels)
-        self.val_loss.update(loss, weight=(labels != -100).sum())
+        self.val_loss.update(loss, weight=tokens)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.validation_step(batch, batch_idx)
@@ -55,3 +74,5 @@ class SFTModule(PretrainModule):
     Use with ``LLMDataModule(mode="sft")``, whose labels are -100 on prompts and padding, and with
     ``method`` ``full``, ``lora`` or ``qlora``.
     """
+
+    pipeline_support = False  # padded batches: their micro-batches hold different numbers of labelled tokens

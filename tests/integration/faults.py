@@ -64,10 +64,15 @@ class SaveRankWeights(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         model = pl_module.backbone
-        state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
+        state = {k: _full(v).detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
         if model.config.tie_embeddings:
             state.pop("lm_head.weight", None)  # stored once, as the embedding (as in a model directory)
         save_file(state, self.out_dir / f"rank{trainer.global_rank}.safetensors")
         guard = next(c for c in trainer.callbacks if isinstance(c, DivergenceGuard))
         facts = {"global_step": trainer.global_step, "skipped": guard.skipped, "rollbacks": guard.rollbacks}
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(facts))
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    """A whole tensor from a sharded one (FSDP2's DTensors: collective over the shards' processes)."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor

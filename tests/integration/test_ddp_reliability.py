@@ -159,3 +159,28 @@ def test_guard_rolls_back_both_processes_together(tmp_path):
     assert_same(weights(out / "rank1.safetensors"), final)
     losses = column(read_metrics(root), "train/loss")
     assert all(math.isfinite(v) for s, v in losses if s not in (5, 6, 7))
+
+
+def test_guard_rolls_back_both_pipeline_stages_together(tmp_path):
+    """Under ``pp2`` only the last stage (process 1) computes the loss, which turns NaN there; the first stage
+    learns it from the loss the last stage hands on and takes the same decisions."""
+    root, out = tmp_path / "run", tmp_path / "ranks"
+    err = finish(
+        start(
+            tmp_path, root, "cache", "--trainer.strategy", "pp2",
+            "--trainer.callbacks+=litllm.train.guard.DivergenceGuard", "--trainer.callbacks.snapshot_every_n_steps=4",
+            "--trainer.callbacks+=integration.faults.PoisonLoss", "--trainer.callbacks.steps=[5, 6, 7]",
+            "--trainer.callbacks+=integration.faults.SaveRankWeights", f"--trainer.callbacks.out_dir={out}",
+        )
+    )  # fmt: skip
+    assert "step 5: the loss is nan; update skipped (1 so far)" in err
+    assert "step 7: the loss is nan 3 steps in a row; rolled back to the weights of step 4" in err
+    for rank in (0, 1):
+        facts = json.loads((out / f"rank{rank}.json").read_text())
+        assert facts == {"global_step": STEPS, "skipped": 2, "rollbacks": 1}, rank
+    # Each process holds its stage: together they are the final model directory.
+    stages = [weights(out / f"rank{rank}.safetensors") for rank in (0, 1)]
+    assert not stages[0].keys() & stages[1].keys()
+    assert_same({**stages[0], **stages[1]}, weights(root / "final" / "model.safetensors"))
+    losses = column(read_metrics(root), "train/loss")
+    assert all(math.isfinite(v) for s, v in losses if s not in (5, 6, 7))

@@ -1,10 +1,12 @@
-"""Tensor parallelism on CPU (gloo, loopback) trains the same model as one process.
+"""Tensor and pipeline parallelism on CPU (gloo, loopback) train the same model as one process.
 
 Same seed, same data, no dropout, fp32, gradients clipped at norm 1: the loss of every step and the consolidated ``final/`` model
 directory of a ``tp2`` run (2 processes) and of a data-parallel x tensor-parallel run (``tp2`` on 4
 processes: 2 FSDP replicas of 2 tensor-parallel processes) match a one-process run, on a GPT-2-style
 model (biases, LayerNorm, learned positions) and a Llama-style one (RoPE, GQA, RMSNorm, SwiGLU, with
-per-head query/key norms as in OLMo-2 and Qwen3, whose gradients are summed over the heads' processes). Each
+per-head query/key norms as in OLMo-2 and Qwen3, whose gradients are summed over the heads' processes).
+So do pipelines of 2 stages over 4 blocks (GPipe and 1F1B schedules, a tied and an untied head, the
+validation loss, a resume from the sharded checkpoint) and 2 FSDP replicas of such a pipeline. Each
 run is its own Python process (``parallel_run.py``): Lightning's launcher re-executes the command line.
 """
 
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -61,19 +64,18 @@ def tmp(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("mesh")
 
 
-@pytest.fixture(scope="module")
-def single(tmp) -> dict[str, dict]:
-    """The one-process references, trained in this process (a Python start less each)."""
+def train_in_process(tmp: Path, name: str, runs: list[tuple[str, list[str]]]) -> dict[str, dict]:
+    """One-process runs of ``parallel_run.py`` in this process (a Python start less each), by architecture:
+    their results, and their files under ``<tmp>/<name>-<arch>``."""
     spec = importlib.util.spec_from_file_location("parallel_run", RUN)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     saved = dict(os.environ)
     results = {}
     try:
-        for arch in ("tiny-gpt2", "tiny-llama"):
-            out, root = tmp / f"single-{arch}.json", tmp / f"single-{arch}"
-            val = ["--val_batches", "2", "--qk_norm"] if arch == "tiny-llama" else []
-            script.main([str(out), "--cache", str(tmp / "cache"), "--root", str(root), "--arch", arch, *val])
+        for arch, args in runs:
+            out, root = tmp / f"{name}-{arch}.json", tmp / f"{name}-{arch}"
+            script.main([str(out), "--cache", str(tmp / "cache"), "--root", str(root), "--arch", arch, *args])
             results[arch] = json.loads(out.read_text())
     finally:  # seed_everything exports PL_GLOBAL_SEED: leave the environment as it was
         os.environ.clear()
@@ -81,10 +83,29 @@ def single(tmp) -> dict[str, dict]:
     return results
 
 
+@pytest.fixture(scope="module")
+def single(tmp) -> dict[str, dict]:
+    """The one-process references, trained in this process."""
+    return train_in_process(tmp, "single", [("tiny-gpt2", []), ("tiny-llama", ["--val_batches", "2", "--qk_norm"])])
+
+
 def same_losses(got: list[float], want: list[float]) -> None:
     assert len(got) == len(want) == STEPS
     for step, (a, b) in enumerate(zip(got, want), start=1):
         assert a == pytest.approx(b, rel=1e-5), f"step {step}: {a} vs {b}"
+
+
+def same_norms(got: list[float], want: list[float]) -> None:
+    """The gradient norm every step clipped by (before clipping) is the one-process norm.
+
+    Within 1e-4 relative: where a step's gradient spikes (8.3 at step 12 of the Llama-style run, about 1
+    elsewhere) the runs' 1e-7 rounding differences show as 2.1e-5 in its norm. A norm over one stage's
+    gradients only would leave out about half of them.
+    """
+    assert len(got) == len(want) == STEPS
+    for step, (a, b) in enumerate(zip(got, want), start=1):
+        assert a == pytest.approx(b, rel=1e-4), f"step {step}: gradient norm {a} vs {b}"
+    assert max(want) > 1.0  # clipping at 1.0 acted: a norm over one stage's gradients would have shown
 
 
 def same_model_directory(got: Path, want: Path, arch: str) -> None:
@@ -147,3 +168,67 @@ def test_fsdp2_times_tp2_on_four_processes_matches_one_process(tmp, single):
     got = run(tmp, "dp2-tp2", *args)
     same_losses(got["losses"], single["tiny-llama"]["losses"])
     same_model_directory(tmp / "dp2-tp2" / "final", tmp / "single-tiny-llama" / "final", "tiny-llama")
+
+
+# ---------------------------------------------------------------------------- pipeline parallelism
+PIPELINE = ("--n_layer", "4", "--val_batches", "2")  # 4 blocks: 2 per stage of a 2-stage pipeline
+
+
+@pytest.fixture(scope="module")
+def single_deep(tmp) -> dict[str, dict]:
+    """The one-process references of 4 blocks, trained in this process."""
+    return train_in_process(tmp, "single-deep", [("tiny-gpt2", list(PIPELINE)), ("tiny-llama", list(PIPELINE))])
+
+
+def test_pp2_gpipe_gpt2_style_matches_one_process_and_resumes(tmp, single_deep):
+    """A tied head (the embedding's copy on the last stage), 4 micro-batches of 2 sequences; val/loss at the end."""
+    reference = single_deep["tiny-gpt2"]
+    args = ("--pipeline", "2", "--pipeline_schedule", "gpipe", "--microbatches", "4", "--devices", "2", *PIPELINE)
+    first = run(tmp, "pp2-gpipe", *args, "--steps", "10")
+    ckpt = tmp / "pp2-gpipe" / "checkpoints" / "last.ckpt"
+    assert sorted(p.name for p in ckpt.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]  # one per stage
+    resumed = run(tmp, "pp2-gpipe", *args, "--ckpt_path", str(ckpt))
+    assert resumed["global_step"] == STEPS
+    same_losses(first["losses"] + resumed["losses"], reference["losses"])
+    same_norms(first["grad_norms"] + resumed["grad_norms"], reference["grad_norms"])
+    assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
+    same_model_directory(tmp / "pp2-gpipe" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
+    # The checkpoint holds each stage's weights apart: its metadata says so, and a run without the pipeline
+    # refuses it from there, before loading any tensor (checked here without starting another process).
+    from lightning.fabric.utilities.load import _METADATA_FILENAME
+
+    from litllm.errors import CheckpointError
+    from litllm.parallel import MeshStrategy
+
+    metadata = torch.load(ckpt / _METADATA_FILENAME, weights_only=False)
+    assert (metadata["pipeline_parallel_size"], metadata["tensor_parallel_size"]) == (2, 1)
+    pipelined = MeshStrategy(pipeline_parallel_size=2)
+    pipelined.cluster_environment = SimpleNamespace(world_size=lambda: 2, global_rank=lambda: 0)
+    pipelined._check_layout(metadata, ckpt)
+    with pytest.raises(CheckpointError, match="saved with pipeline_parallel_size=2 and resumes only with that size"):
+        MeshStrategy()._check_layout(metadata, ckpt)
+
+
+def test_pp2_1f1b_llama_style_matches_one_process(tmp, single_deep):
+    """An untied head, RoPE, activation recomputation inside the stages; 2 micro-batches of 4 sequences."""
+    reference = single_deep["tiny-llama"]
+    args = ("--pipeline", "2", "--pipeline_schedule", "1f1b", "--devices", "2", "--arch", "tiny-llama", *PIPELINE)
+    got = run(tmp, "pp2-1f1b", *args, "--activation_checkpointing")
+    same_losses(got["losses"], reference["losses"])
+    same_norms(got["grad_norms"], reference["grad_norms"])
+    assert got["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
+    same_model_directory(tmp / "pp2-1f1b" / "final", tmp / "single-deep-tiny-llama" / "final", "tiny-llama")
+    # The report card counts the whole model, not rank 0's stage.
+    facts = [json.loads((tmp / name / "run.json").read_text()) for name in ("pp2-1f1b", "single-deep-tiny-llama")]
+    assert facts[0]["parameters"] == facts[1]["parameters"] == facts[1]["trainable_parameters"]
+
+
+def test_fsdp2_times_pp2_on_four_processes_matches_one_process(tmp, single_deep):
+    """2 pipelines of 2 stages, each stage sharded over its 2 replicas; each replica's 4 sequences of a step as
+    2 batches of 2 (gradient accumulation), each cut into 2 micro-batches for 1F1B."""
+    args = ("--pipeline", "2", "--devices", "4", "--replicas", "2", "--accumulate", "2", *PIPELINE)
+    got = run(tmp, "dp2-pp2", *args)
+    same_losses(got["losses"], single_deep["tiny-gpt2"]["losses"])
+    same_norms(got["grad_norms"], single_deep["tiny-gpt2"]["grad_norms"])
+    assert got["val_loss"] == pytest.approx(single_deep["tiny-gpt2"]["val_loss"], rel=1e-5)
+    same_model_directory(tmp / "dp2-pp2" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")

@@ -79,3 +79,27 @@ def test_fit_with_fsdp2_on_two_cpu_processes(tmp_path):
     with open(run / "logs" / "version_0" / "metrics.csv") as f:
         steps = {row["step"] for row in csv.DictReader(f) if row.get("train/loss")}
     assert len(steps) == 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--trainer.devices", "2", "--model.init_args.method", "lora"],
+            "pipeline parallelism (pipeline_parallel_size=2) does not support model.method=lora",
+        ),
+        (
+            ["--trainer.devices", "3"],
+            "the mesh data_parallel_size=auto x tensor_parallel_size=auto x pipeline_parallel_size=2 does not fit "
+            "the run's 3 process(es)",
+        ),
+    ],
+)
+def test_what_a_pipeline_cannot_run_is_one_line_before_any_process_starts(tmp_path, capsys, flags, message):
+    args = ["fit", "--config", str(tiny_recipe(tmp_path)), "--trainer.strategy", "pp2", "--trainer.accelerator", "cpu"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, *flags])
+    assert exit_.value.code == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("INFO: Seed set")]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"litllm: error: {message}")
