@@ -259,16 +259,16 @@ class Pipeline:
             return
         dist.all_reduce(grad.to_local() if hasattr(grad, "to_local") else grad, group=self.tie_group)
 
-    def gradient_norm(self, parameters: list[torch.nn.Parameter]) -> torch.Tensor:
-        """The 2-norm of the whole model's gradient: this stage's ``parameters``, then every stage's squares summed.
-
-        The tied head's copy is left out (its gradient is the embedding's, counted on the first stage).
-        """
-        from litllm.train.optim import full_value, gradient_norm
-
+    def untied(self, parameters: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+        """``parameters`` without the tied head's copy (its gradient is the embedding's, counted on the first
+        stage): the ones whose gradient norm ``gradient_norm`` combines."""
         tied = self.module.lm_head.weight if self.module.tied_head else None
-        local = full_value(gradient_norm(p for p in parameters if p is not tied)).float()
-        square = (local * local).reshape(()).to(self.device).contiguous()
+        return [p for p in parameters if p is not tied]
+
+    def gradient_norm(self, local: torch.Tensor) -> torch.Tensor:
+        """The 2-norm of the whole model's gradient from this stage's (``local``, of ``untied`` parameters):
+        every stage's squares summed."""
+        square = (local.float() * local.float()).reshape(()).to(self.device).contiguous()
         dist.all_reduce(square, group=self.group)
         return square.sqrt()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -33,15 +33,10 @@ from litllm.train.callbacks import write_metrics
 from litllm.train.checkpoints import check_fits, describe_run
 from litllm.train.distributed import check_training_loaders, fsdp_mesh, recompute_block_activations, shard
 from litllm.train.optim import configure_optimization, parameter_groups, scale_gradients
-
-if TYPE_CHECKING:
-    from litllm.parallel.pipeline import Pipeline
+from litllm.train.pipelined import PipelineTraining
 
 
-class LLMModule(optim.OneGradientNorm, L.LightningModule):
-    pipeline_support: bool = False
-    """Whether the stage trains under pipeline parallelism (it then defines ``pipeline_loss``)."""
-
+class LLMModule(PipelineTraining, optim.OneGradientNorm, L.LightningModule):
     def __init__(
         self,
         arch: str = "tiny-gpt2",
@@ -132,8 +127,7 @@ class LLMModule(optim.OneGradientNorm, L.LightningModule):
         self._step_tokens: torch.Tensor | None = None  # labelled tokens seen since the last optimizer step
         self.train_loss: torch.Tensor | None = None
         """Mean loss per labelled token of the latest training micro-batch (read by ``DivergenceGuard``)."""
-        self.pipeline: Pipeline | None = None
-        """This process's side of the pipeline under ``MeshStrategy(pipeline_parallel_size>1)``, else None."""
+        self.pipeline = None
         # Adapter runs checkpoint only the adapter; the base weights come from model.init_from.
         self.strict_loading = method == "full"
 
@@ -198,9 +192,7 @@ class LLMModule(optim.OneGradientNorm, L.LightningModule):
         self._attach_tokenizer()
         mesh = self.device_mesh  # set by ModelParallelStrategy (FSDP2), None otherwise
         hp = self.hparams
-        pipelined = mesh is not None and pipeline_stages(self.trainer.strategy) > 1
-        if pipelined:  # refused in one line before anything is built
-            check_pipeline_support(self, self.trainer, getattr(self.trainer.datamodule, "batch_size", None))
+        pipelined = self.is_pipelined(mesh)  # (a run a pipeline cannot take is refused before anything is built)
         # Under FSDP, build real weights (not on the meta device) so our init and a starting checkpoint
         # apply as in a single process; sharding below then frees all but this rank's shard.
         with torch.device(self._device_for_build()) if mesh is not None else contextlib.nullcontext():
@@ -214,12 +206,7 @@ class LLMModule(optim.OneGradientNorm, L.LightningModule):
             targets = hp.lora_targets or ["qkv", "proj"]
             model = adapt(model, hp.method, hp.lora_r, hp.lora_alpha, hp.lora_dropout, targets, hp.quant_type, bf16)
         if pipelined:
-            from litllm.parallel.pipeline import build_pipeline
-
-            # This process keeps its stage of the model; the stage's data-parallel replicas shard it with FSDP2.
-            model, self.pipeline = build_pipeline(model, mesh, self.trainer.strategy, self._device_for_build())
-            bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
-            shard(model, mesh["data_parallel"], torch.bfloat16 if bf16 else None)
+            model = self.pipeline_stage(model, mesh)
         elif mesh is not None:
             bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
             # MeshStrategy: tensor parallelism within its groups, then FSDP2 over the data-parallel dimension;
@@ -264,61 +251,6 @@ class LLMModule(optim.OneGradientNorm, L.LightningModule):
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Weight decay on matrices only: biases, norm gains and embedding tables are not decayed."""
         return parameter_groups(self.model, self.hparams.weight_decay)
-
-    # ------------------------------------------------------------------ pipeline parallelism
-    def pipeline_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The mean loss of one micro-batch from the last stage's logits (stages with ``pipeline_support``)."""
-        raise NotImplementedError(f"{type(self).__name__} does not train under pipeline parallelism")
-
-    def pipeline_training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """One training batch through the pipeline: forward and backward of every micro-batch (the schedule's).
-
-        Returns the batch's mean loss, the same on every stage. The backward pass has run by then, so
-        ``backward`` does nothing under a pipeline, and the gradients are zeroed here, before it, rather
-        than by Lightning (which zeroes them after ``training_step``).
-        """
-        trainer = self.trainer
-        accumulate = trainer.accumulate_grad_batches
-        if batch_idx % accumulate == 0:
-            for optimizer in trainer.optimizers:
-                optimizer.zero_grad()
-        # Each micro-batch's mean loss, divided as the gradient of the whole batch's mean needs (every
-        # micro-batch of packed text holds as many tokens) and as Lightning divides under accumulation.
-        scale = 1.0 / (self.pipeline.microbatches * accumulate)
-
-        def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            return self.pipeline_loss(logits, labels) * scale
-
-        loss = self.pipeline.train_step(batch["input_ids"], batch["labels"], loss_fn) * accumulate
-        self.train_loss = loss
-        if self.is_logging_step():
-            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
-        return loss
-
-    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
-        if self.pipeline is None:  # under a pipeline, the schedule ran the backward pass in training_step
-            super().backward(loss, *args, **kwargs)
-
-    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
-        if self.pipeline is None:  # under a pipeline, pipeline_training_step zeroes them before its backward
-            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
-
-    def gradient_norm(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
-        """This step's gradient norm (after ``normalize_by_tokens``, before clipping); under a pipeline,
-        the norm of the whole model's gradient, every stage's part included."""
-        if self.pipeline is None:
-            return super().gradient_norm(optimizer)
-        self.pipeline.sync_tied_gradients()
-        self.normalize_by_tokens()
-        if self._grad_norm is None:
-            self._grad_norm = self.pipeline.gradient_norm([p for g in optimizer.param_groups for p in g["params"]])
-        return self._grad_norm
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        if self.pipeline is not None and gradient_clip_val and gradient_clip_algorithm in (None, "norm"):
-            # Lightning's clipping would measure this stage's gradients only: clip by the whole model's norm.
-            self.gradient_norm(optimizer)
-        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def schedule_steps(self) -> int:
         if self.hparams.max_steps:
@@ -416,43 +348,3 @@ class LLMModule(optim.OneGradientNorm, L.LightningModule):
 
         present = {type(cb) for cb in self.trainer.callbacks} if self._trainer is not None else set()
         return [cb for cb in default_callbacks() if type(cb) not in present]
-
-
-def pipeline_stages(strategy: Any) -> int:
-    """The number of pipeline stages of ``strategy`` (1 for any strategy without a pipeline)."""
-    size = getattr(strategy, "pipeline_parallel_size", 1)
-    return size if isinstance(size, int) else 1
-
-
-def check_pipeline_support(module: L.LightningModule, trainer: Any, batch_size: int | None = None) -> None:
-    """One ``ConfigError`` line when ``trainer``'s strategy is a pipeline and ``module`` or the run cannot use it.
-
-    ``litllm fit`` calls this before any other process starts (``batch_size``: the data module's); then
-    ``configure_model`` (also for scripts), when the data is known.
-    """
-    stages = pipeline_stages(trainer.strategy)
-    if stages == 1 or not isinstance(module, LLMModule):
-        return
-    hp = module.hparams
-    if not module.pipeline_support:
-        what = f"{type(module).__name__} (PretrainModule on packed text trains under a pipeline)"
-    elif hp.method != "full":
-        what = f"model.method={hp.method} (LoRA/QLoRA adapters): use model.method=full"
-    elif hp.optimizer == "muon":
-        what = "model.optimizer=muon: use adamw"
-    elif hp.compile:
-        what = "model.compile=true"
-    elif hp.cpu_offload:
-        what = "model.cpu_offload=true"
-    elif str(trainer.precision) == "16-mixed":
-        what = "precision 16-mixed (its loss scaling would run outside the pipeline's backward): use bf16-mixed"
-    elif module._trainer is not None and module.data_contract is not None and module.padded_labels:
-        what = "padded batches (finetuning data): pretrain on packed blocks of text"
-    elif batch_size is not None and batch_size % trainer.strategy.pipeline_microbatches:
-        what = (
-            f"data.batch_size={batch_size} with pipeline_microbatches={trainer.strategy.pipeline_microbatches}: "
-            "the micro-batches must divide the batch"
-        )
-    else:
-        return
-    raise ConfigError(f"pipeline parallelism (pipeline_parallel_size={stages}) does not support {what}")

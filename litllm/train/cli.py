@@ -82,7 +82,7 @@ def _cli_class():
             super()._parse_ckpt_path()
 
         def before_fit(self) -> None:
-            from litllm.train.base import check_pipeline_support
+            from litllm.train.pipelined import check_pipeline_support
 
             # Here, before Lightning starts the other processes: one line, not one per process.
             check_pipeline_support(self.model, self.trainer, getattr(self.datamodule, "batch_size", None))

@@ -132,7 +132,7 @@ def test_short_pipeline_names_are_registered():
 )
 def test_what_a_pipeline_does_not_train_is_refused_in_one_line(module_args, precision, message):
     from litllm.train import PretrainModule
-    from litllm.train.base import check_pipeline_support
+    from litllm.train.pipelined import check_pipeline_support
 
     strategy = MeshStrategy(pipeline_parallel_size=2)
     check_pipeline_support(PretrainModule(arch="tiny-gpt2"), SimpleNamespace(strategy=strategy, precision="32-true"))
@@ -143,7 +143,7 @@ def test_what_a_pipeline_does_not_train_is_refused_in_one_line(module_args, prec
 
 def test_finetuning_modules_and_odd_micro_batches_are_refused_in_one_line():
     from litllm.train import DPOModule, PretrainModule, SFTModule
-    from litllm.train.base import check_pipeline_support
+    from litllm.train.pipelined import check_pipeline_support
 
     trainer = SimpleNamespace(strategy=MeshStrategy(pipeline_parallel_size=2), precision="32-true")
     # (A DPOModule is built from a model directory; the check reads only its class.)

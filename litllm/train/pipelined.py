@@ -1,0 +1,143 @@
+"""Pipeline parallelism on the module's side: what ``LLMModule`` does differently when its strategy is a
+pipeline (``MeshStrategy(pipeline_parallel_size > 1)``, see ``litllm.parallel.pipeline``).
+
+The schedule runs forward and backward of every micro-batch inside ``training_step``, so Lightning's
+``backward`` and gradient zeroing step aside, the gradient norm (for logging, clipping and the divergence
+guard) is the whole model's, summed over the stages, and the tied head's two copies are kept equal.
+Runs a pipeline cannot take are refused in one line (``check_pipeline_support``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import torch
+
+from litllm.errors import ConfigError
+from litllm.train.distributed import shard
+from litllm.train.optim import full_value
+from litllm.train.optim import gradient_norm as optim_gradient_norm
+
+if TYPE_CHECKING:
+    from litllm.parallel.pipeline import Pipeline
+
+
+class PipelineTraining:
+    """Mixin of ``LLMModule``: its behaviour under a pipeline (``self.pipeline`` set by ``configure_model``)."""
+
+    pipeline_support: bool = False
+    """Whether the stage trains under pipeline parallelism (it then defines ``pipeline_loss``)."""
+    pipeline: Pipeline | None = None
+    """This process's side of the pipeline under ``MeshStrategy(pipeline_parallel_size>1)``, else None."""
+
+    def is_pipelined(self, mesh) -> bool:
+        """Whether this run trains under a pipeline; one ``ConfigError`` line when it cannot."""
+        if mesh is None or pipeline_stages(self.trainer.strategy) == 1:
+            return False
+        check_pipeline_support(self, self.trainer, getattr(self.trainer.datamodule, "batch_size", None))
+        return True
+
+    def pipeline_stage(self, model: torch.nn.Module, mesh) -> torch.nn.Module:
+        """This process's stage of ``model`` (``self.pipeline`` runs it), FSDP2-sharded over its replicas."""
+        from litllm.parallel.pipeline import build_pipeline
+
+        model, self.pipeline = build_pipeline(model, mesh, self.trainer.strategy, self._device_for_build())
+        bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
+        shard(model, mesh["data_parallel"], torch.bfloat16 if bf16 else None)
+        return model
+
+    def pipeline_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The mean loss of one micro-batch from the last stage's logits (stages with ``pipeline_support``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not train under pipeline parallelism")
+
+    def pipeline_training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One training batch through the pipeline: forward and backward of every micro-batch (the schedule's).
+
+        Returns the batch's mean loss, the same on every stage. The backward pass has run by then, so
+        ``backward`` does nothing under a pipeline, and the gradients are zeroed here, before it, rather
+        than by Lightning (which zeroes them after ``training_step``).
+        """
+        trainer = self.trainer
+        accumulate = trainer.accumulate_grad_batches
+        if batch_idx % accumulate == 0:
+            for optimizer in trainer.optimizers:
+                optimizer.zero_grad()
+        # Each micro-batch's mean loss, divided as the gradient of the whole batch's mean needs (every
+        # micro-batch of packed text holds as many tokens) and as Lightning divides under accumulation.
+        scale = 1.0 / (self.pipeline.microbatches * accumulate)
+
+        def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return self.pipeline_loss(logits, labels) * scale
+
+        loss = self.pipeline.train_step(batch["input_ids"], batch["labels"], loss_fn) * accumulate
+        self.train_loss = loss
+        if self.is_logging_step():
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self.pipeline is None:  # under a pipeline, the schedule ran the backward pass in training_step
+            super().backward(loss, *args, **kwargs)
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
+        if self.pipeline is None:  # under a pipeline, pipeline_training_step zeroes them before its backward
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+
+    def gradient_norm(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """This step's gradient norm (after ``normalize_by_tokens``, before clipping); under a pipeline,
+        the norm of the whole model's gradient, every stage's part included."""
+        if self.pipeline is None:
+            return super().gradient_norm(optimizer)
+        self.pipeline.sync_tied_gradients()
+        self.normalize_by_tokens()
+        if self._grad_norm is None:
+            parameters = self.pipeline.untied([p for g in optimizer.param_groups for p in g["params"]])
+            self._grad_norm = self.pipeline.gradient_norm(full_value(optim_gradient_norm(parameters)))
+        return self._grad_norm
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if self.pipeline is not None and gradient_clip_val and gradient_clip_algorithm in (None, "norm"):
+            # Lightning's clipping would measure this stage's gradients only: clip by the whole model's norm.
+            self.gradient_norm(optimizer)
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+def pipeline_stages(strategy: Any) -> int:
+    """The number of pipeline stages of ``strategy`` (1 for any strategy without a pipeline)."""
+    size = getattr(strategy, "pipeline_parallel_size", 1)
+    return size if isinstance(size, int) else 1
+
+
+def check_pipeline_support(module: L.LightningModule, trainer: Any, batch_size: int | None = None) -> None:
+    """One ``ConfigError`` line when ``trainer``'s strategy is a pipeline and ``module`` or the run cannot use it.
+
+    ``litllm fit`` calls this before any other process starts (``batch_size``: the data module's); then
+    ``configure_model`` (also for scripts), when the data is known.
+    """
+    stages = pipeline_stages(trainer.strategy)
+    if stages == 1 or not isinstance(module, PipelineTraining):
+        return
+    hp = module.hparams
+    if not module.pipeline_support:
+        what = f"{type(module).__name__} (PretrainModule on packed text trains under a pipeline)"
+    elif hp.method != "full":
+        what = f"model.method={hp.method} (LoRA/QLoRA adapters): use model.method=full"
+    elif hp.optimizer == "muon":
+        what = "model.optimizer=muon: use adamw"
+    elif hp.compile:
+        what = "model.compile=true"
+    elif hp.cpu_offload:
+        what = "model.cpu_offload=true"
+    elif str(trainer.precision) == "16-mixed":
+        what = "precision 16-mixed (its loss scaling would run outside the pipeline's backward): use bf16-mixed"
+    elif module._trainer is not None and module.data_contract is not None and module.padded_labels:
+        what = "padded batches (finetuning data): pretrain on packed blocks of text"
+    elif batch_size is not None and batch_size % trainer.strategy.pipeline_microbatches:
+        what = (
+            f"data.batch_size={batch_size} with pipeline_microbatches={trainer.strategy.pipeline_microbatches}: "
+            "the micro-batches must divide the batch"
+        )
+    else:
+        return
+    raise ConfigError(f"pipeline parallelism (pipeline_parallel_size={stages}) does not support {what}")
