@@ -100,7 +100,17 @@ def resume_candidates(trainer: L.Trainer) -> tuple[list[Path], list[Path]]:
         elif isinstance(callback, ModelCheckpoint) and callback.dirpath:
             searched.append(Path(callback.dirpath))
             found.extend(Path(callback.dirpath).glob(f"{callback.CHECKPOINT_NAME_LAST}*{callback.FILE_EXTENSION}"))
-    return [p for p in found if p.is_file()], sorted(set(searched))
+    return [p for p in found if p.is_file() or is_sharded_checkpoint(p)], sorted(set(searched))
+
+
+def is_sharded_checkpoint(path: Path) -> bool:
+    """A distributed checkpoint: the directory FSDP2, tensor or pipeline parallel runs save (one ``.distcp``
+    file per process, PyTorch's ``.metadata`` and Lightning's ``meta.pt`` with the step and settings)."""
+    return path.is_dir() and (path / ".metadata").is_file() and (path / SHARDED_META).is_file()
+
+
+SHARDED_META = "meta.pt"
+"""The file of a sharded checkpoint directory that holds everything but the tensors (Lightning's name)."""
 
 
 FIXED_ON_RESUME = ("method", "lora_r", "lora_alpha", "lora_targets", "quant_type", "beta", "loss_type")
@@ -126,11 +136,11 @@ def resolve_ckpt_path(trainer: L.Trainer, ckpt_path: str | None, module: L.Light
             where = ", ".join(str(d) for d in searched) or "(no checkpoint directory configured)"
             _say(f"--ckpt_path last: no checkpoint to resume in {where}; training starts at step 0")
             return None
-        path = max(found, key=lambda p: p.stat().st_mtime)
+        path = max(found, key=lambda p: (p / SHARDED_META if p.is_dir() else p).stat().st_mtime)
     else:
         path = Path(ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        if not path.is_file() and not is_sharded_checkpoint(path):
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file or sharded checkpoint directory")
     state = load_checkpoint(path)
     if module is not None:
         compare_settings(state, module, path)
@@ -169,9 +179,14 @@ def compare_settings(state: dict, module: L.LightningModule, path: Path) -> None
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Open a Lightning checkpoint without running code (tensors memory-mapped); one clear error if it cannot be."""
+    """Open a Lightning checkpoint without running code (tensors memory-mapped); one clear error if it cannot be.
+
+    Of a sharded checkpoint directory, only the settings and step (``meta.pt``) are read: its tensors are
+    loaded, resharded, by the strategy that resumes it.
+    """
+    sharded = is_sharded_checkpoint(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = torch.load(path / SHARDED_META if sharded else path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path} is not a safe checkpoint: loading it would run code from the file, which litllm never does"
@@ -179,7 +194,7 @@ def load_checkpoint(path: Path) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path} is truncated or not a checkpoint ({first})") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
+    if not isinstance(state, dict) or ("state_dict" not in state and not sharded):
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict in it)")
     return state
 

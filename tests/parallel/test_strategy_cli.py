@@ -79,6 +79,14 @@ def test_fit_with_fsdp2_on_two_cpu_processes(tmp_path):
     with open(run / "logs" / "version_0" / "metrics.csv") as f:
         steps = {row["step"] for row in csv.DictReader(f) if row.get("train/loss")}
     assert len(steps) == 3
+    # `--ckpt_path last` finds the sharded checkpoint directory and continues from its step.
+    resume = ["--ckpt_path", "last", "--trainer.max_steps", "5"]
+    done = subprocess.run([*command, *flags, *resume], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"resuming from {run / 'checkpoints' / 'last.ckpt'} (step 3)" in done.stderr
+    with open(run / "logs" / "version_1" / "metrics.csv") as f:
+        resumed = sorted(int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss"))
+    assert resumed == [3, 4]
 
 
 @pytest.mark.parametrize(
