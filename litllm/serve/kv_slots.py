@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from litllm.model.gpt import GPT, Attention, apply_rope
+from litllm.model.gpt import GPT, Attention, apply_rope, output_logits
 
 
 class SlotCache:
@@ -74,7 +74,7 @@ def forward_rows(
         h = _attention(block.attn, block.norm_1(x), rope, cache.k[i], cache.v[i], slots, positions, mask, end)
         x = x + h
         x = x + block.mlp(block.norm_2(x))
-    return model.lm_head(model.norm(x))
+    return output_logits(model, x)  # final norm, head and the soft cap, as GPT.forward
 
 
 def _attention(

@@ -12,10 +12,19 @@ from litllm.serve.engine import Engine, Event, Sampling
 from litllm.serve.kv_slots import SlotCache, forward_rows
 
 
-@pytest.mark.parametrize("preset", ["tiny-gpt2", "tiny-llama", "tiny-mistral"])
-def test_rows_at_their_own_positions_match_the_full_forward_pass(preset):
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    [
+        ("tiny-gpt2", {}),
+        ("tiny-llama", {}),
+        ("tiny-mistral", {}),
+        # the speed-run options: a soft cap small enough to change every logit, ReLU², QK-norm
+        ("tiny-llama", {"logit_softcap": 0.5, "mlp": "relu2", "qk_norm": True, "tie_embeddings": False}),
+    ],
+)
+def test_rows_at_their_own_positions_match_the_full_forward_pass(preset, overrides):
     torch.manual_seed(0)
-    model = GPT(ModelConfig.from_name(preset)).eval()
+    model = GPT(ModelConfig.from_name(preset, **overrides)).eval()
     a, b = torch.randint(0, 512, (1, 40)), torch.randint(0, 512, (1, 25))
     cache = SlotCache(model, 3)
     # a is prefilled with 30 tokens in slot 2, b with 10 in slot 0; then both decode one token a step
