@@ -163,7 +163,9 @@ class DivergenceGuard(Callback):
             for param, saved in zip(self._params, weights):
                 _local(param).copy_(saved)
                 param.grad = None
-        optimizer.load_state_dict(state)
+        # A copy: on CPU, load_state_dict keeps the very tensors it is given, and the optimizer updates its
+        # state in place, so the snapshot itself would drift and a second rollback would not restore it.
+        optimizer.load_state_dict(_to_cpu(state))
         for config in trainer.lr_scheduler_configs:
             scheduler = config.scheduler
             scheduler.base_lrs = [lr * self.lr_factor for lr in scheduler.base_lrs]
