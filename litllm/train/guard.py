@@ -81,8 +81,15 @@ class DivergenceGuard(Callback):
         self._losses: list[torch.Tensor] = []
         self._snapshot: tuple[int, list[torch.Tensor], dict] | None = None
         self._params: list[torch.nn.Parameter] = []
+        # (on CPU, loss ceiling): fixed for a run, so worked out in on_train_start, not at every step.
+        self._fixed: tuple[bool, float | None] | None = None
 
     # ------------------------------------------------------------------ what a step looked like
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Each costs tens of microseconds of Python when asked at every step (LightningModule.device, the log).
+        self._fixed = None
+        self._fixed = self._run_facts(pl_module)
+
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
         # One entry per micro-batch: the module's mean loss per token, not the scaled/summed loss backward sees.
         mean = getattr(pl_module, "train_loss", None)
@@ -97,9 +104,10 @@ class DivergenceGuard(Callback):
         # The parameters the optimizer updates, from its groups: walking the module tree each step costs
         # as much as the check itself on small models (and under FSDP2 only these are the live shards).
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
-        mean_loss = torch.stack([x.float() for x in losses]).mean()
-        if trainer.world_size > 1:
-            mean_loss = trainer.strategy.reduce(mean_loss, reduce_op="mean")
+        # One micro-batch (no gradient accumulation), the usual case, needs no stack and mean.
+        mean_loss = losses[0].float() if len(losses) == 1 else torch.stack([x.float() for x in losses]).mean()
+        if trainer.world_size > 1:  # (a copy: the reduction is in place, and losses[0] is the module's train_loss)
+            mean_loss = trainer.strategy.reduce(mean_loss.clone(), reduce_op="mean")
         # The module's norm is computed once per step and reused for logging and clipping.
         shared = getattr(pl_module, "gradient_norm", None)
         norm = shared(optimizer) if callable(shared) else gradient_norm(self._params)
@@ -119,7 +127,7 @@ class DivergenceGuard(Callback):
             self._skip(trainer, pl_module, value, why)
 
     def _checks(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
-        if pl_module.device.type == "cpu":
+        if self._run_facts(pl_module)[0]:
             return True
         every = self.check_every_n_steps or trainer.log_every_n_steps
         return trainer.global_step % every == 0
@@ -129,16 +137,25 @@ class DivergenceGuard(Callback):
             return f"the loss is {loss}"
         if not math.isfinite(grad_norm):
             return f"the gradient norm is {grad_norm}"
-        config = getattr(pl_module, "config", None)
-        if self.max_loss_factor and config is not None:
-            ceiling = self.max_loss_factor * math.log(config.vocab_size)
-            if loss > ceiling:
-                return f"the loss {loss:.4g} is above {self.max_loss_factor:g} x ln(vocabulary) = {ceiling:.3g}"
+        ceiling = self._run_facts(pl_module)[1]
+        if ceiling is not None and loss > ceiling:
+            return f"the loss {loss:.4g} is above {self.max_loss_factor:g} x ln(vocabulary) = {ceiling:.3g}"
         if len(self.history) == self.history.maxlen:
             median = statistics.median(self.history)
             if loss > self.spike_factor * median:
                 return f"the loss {loss:.4g} spiked above {self.spike_factor:g} x the recent median {median:.4g}"
         return None
+
+    def _run_facts(self, pl_module: L.LightningModule) -> tuple[bool, float | None]:
+        """Whether the model trains on CPU, and the loss ceiling ``max_loss_factor`` x ln(vocabulary) (None
+        without a factor or a model config); as on_train_start saw them, when it has run."""
+        if self._fixed is not None:
+            return self._fixed
+        config = getattr(pl_module, "config", None)
+        ceiling = (
+            self.max_loss_factor * math.log(config.vocab_size) if self.max_loss_factor and config is not None else None
+        )
+        return pl_module.device.type == "cpu", ceiling
 
     # ------------------------------------------------------------------ what the guard does
     def _good_step(self, trainer, pl_module, optimizer, loss: float) -> None:
