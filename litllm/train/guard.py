@@ -26,6 +26,7 @@ import math
 import statistics
 import sys
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import lightning as L
@@ -164,7 +165,17 @@ class DivergenceGuard(Callback):
         if self.policy == "rollback" and (
             self._snapshot is None or trainer.global_step - self._snapshot[0] >= self.snapshot_every_n_steps
         ):
-            self._snapshot = (trainer.global_step, _cpu_copies(self._params), _to_cpu(optimizer.state_dict()))
+            self._take_snapshot(trainer, optimizer)
+
+    def _take_snapshot(self, trainer: L.Trainer, optimizer: torch.optim.Optimizer) -> None:
+        """Copy this step's trainable weights and optimizer state to CPU memory, into the previous snapshot's
+        tensors when they have the same shapes (new memory would have to be allocated and faulted in at every
+        snapshot, which costs more than the copy itself on CPU)."""
+        previous = self._snapshot
+        weights = _copies(self._params, previous[1] if previous else None)
+        live = optimizer.state_dict()
+        state = _copies(_leaves(live), _leaves(previous[2]) if previous else None)
+        self._snapshot = (trainer.global_step, weights, _with_leaves(live, iter(state)))
 
     def _skip(self, trainer, pl_module, loss: float, why: str) -> None:
         for param in self._params:
@@ -237,8 +248,41 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
-def _cpu_copies(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
-    return [_local(p).detach().to("cpu", copy=True) for p in params]
+def _copies(tensors: list[torch.Tensor], into: list[torch.Tensor] | None) -> list[torch.Tensor]:
+    """CPU copies of ``tensors`` (this process's parts), written into ``into`` when it holds tensors of the
+    same shapes and dtypes (the previous snapshot's, never handed to the optimizer), else new ones."""
+    sources = [_local(t).detach() for t in tensors]
+    if (
+        into is None
+        or len(into) != len(sources)
+        or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(into, sources))
+    ):
+        return [source.to("cpu", copy=True) for source in sources]
+    for buffer, source in zip(into, sources):
+        buffer.copy_(source)
+    return into
+
+
+def _leaves(value: Any) -> list[torch.Tensor]:
+    """The tensors in nested dicts, lists and tuples (a state dict), in a fixed order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _leaves(v)]
+    return []
+
+
+def _with_leaves(value: Any, leaves: Iterator[torch.Tensor]) -> Any:
+    """``value`` rebuilt (new containers) with its tensors replaced, in ``_leaves`` order, by ``leaves``."""
+    if isinstance(value, torch.Tensor):
+        return next(leaves)
+    if isinstance(value, dict):
+        return {k: _with_leaves(v, leaves) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_with_leaves(v, leaves) for v in value)
+    return value
 
 
 def _to_cpu(value: Any) -> Any:

@@ -3,7 +3,8 @@
 A rollback must bring back the weights and the optimizer state of the snapshot every time, also a second
 rollback to the same snapshot after more steps were taken: on CPU, ``Optimizer.load_state_dict`` keeps
 the very tensors it is given, so a snapshot handed to it directly would become the live optimizer state
-and drift with every later step.
+and drift with every later step. A snapshot is written into the previous one's tensors (no new memory)
+and must still hold its own step's values.
 """
 
 from __future__ import annotations
@@ -77,3 +78,27 @@ def test_every_rollback_restores_the_snapshot():
     assert guard.rollbacks == 2
     assert_equal(run.state()[0], snapshot[0])
     assert_equal(run.state()[1], snapshot[1])
+
+
+def test_a_snapshot_reuses_the_last_ones_memory_and_holds_its_own_step():
+    guard = DivergenceGuard(policy="rollback", patience=1, snapshot_every_n_steps=2, lr_factor=1.0)
+    run = Run(guard)
+    for _ in range(3):  # snapshots before steps 0 (no optimizer state yet) and 2 (new memory: state appeared)
+        run.step()
+    first_weights, first_state = guard._snapshot[1], _state_tensors(guard)
+    step_2 = [t.clone() for t in first_weights]
+    run.step()  # step 3: no snapshot
+    before_4 = run.state()  # what the snapshot before step 4's update must hold
+    run.step()  # step 4: a snapshot written into step 2's tensors (same shapes), not into new ones
+    assert guard._snapshot[0] == 4 and len(first_state) > 0
+    assert all(a is b for a, b in zip(guard._snapshot[1], first_weights))
+    assert all(a is b for a, b in zip(_state_tensors(guard), first_state))
+    assert not all(torch.equal(x, y) for x, y in zip(before_4[0], step_2))  # different contents
+    run.step(bad=True)  # step 5: rolled back to step 4's snapshot
+    assert guard.rollbacks == 1
+    assert_equal(run.state()[0], before_4[0])
+    assert_equal(run.state()[1], before_4[1])
+
+
+def _state_tensors(guard: DivergenceGuard) -> list[torch.Tensor]:
+    return [t for state in guard._snapshot[2]["state"].values() for t in state.values() if isinstance(t, torch.Tensor)]
