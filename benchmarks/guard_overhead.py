@@ -1,7 +1,7 @@
 """What the divergence guard costs: training steps per second with the guard on (its default policy,
 rollback, checking every step as it does on CPU) and off, side by side in one process.
 
-    python benchmarks/guard_overhead.py [--quick]
+    python benchmarks/guard_overhead.py [--quick [--write]]
 
 Runs alternate (off, on, off, on, ...) so that drift of the machine affects both alike; the table
 reports the median tokens/s of each and their ratio, and, measured inside the "on" runs over the timed
@@ -93,7 +93,8 @@ def run(shape: dict, dm, steps: int, warmup: int, root: Path, guard: bool) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (results printed, not written)")
+    parser.add_argument("--write", action="store_true", help="write the results files after a --quick run too")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     # Said with the table: figures from a loaded machine or another thread count are not comparable.
@@ -147,13 +148,15 @@ def main() -> None:
     ]
     lines += [
         "",
-        "Guard ms / step: the guard's own work (loss and norm checks, history, snapshots every 100 steps),",
-        "median over repeats of its mean over the timed steps. Shared norm: the step's gradient norm and the",
+        "Guard ms / step: the guard's own work (loss and norm checks, history, and the snapshot every 100",
+        "steps where one falls among the timed steps: step 100 of the tiny shape's full run), median over",
+        "repeats of its mean over the timed steps. Shared norm: the step's gradient norm and the",
         "token normalisation before it, computed once per step whether the guard is on or not (clipping",
-        f"needs it), so not the guard's cost. CPU, {conditions}.",
+        f"needs it), so not the guard's cost. CPU, {conditions}"
+        + (" (--quick: 20 or 4 timed steps, one run each, no snapshot among the timed steps)." if args.quick else "."),
     ]
     print("\n".join(lines))
-    if not args.quick:
+    if not args.quick or args.write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "guard_overhead.json").write_text(json.dumps(rows, indent=2) + "\n")
         (RESULTS / "guard_overhead.md").write_text("\n".join(lines) + "\n")
