@@ -169,8 +169,8 @@ class DivergenceGuard(Callback):
 
     def _take_snapshot(self, trainer: L.Trainer, optimizer: torch.optim.Optimizer) -> None:
         """Copy this step's trainable weights and optimizer state to CPU memory, into the previous snapshot's
-        tensors when they have the same shapes (new memory would have to be allocated and faulted in at every
-        snapshot, which costs more than the copy itself on CPU)."""
+        tensors when they have the same shapes: a snapshot then never holds two copies in host memory while
+        it is taken (for a large model, the size of its weights and optimizer state) nor allocates new memory."""
         previous = self._snapshot
         weights = _copies(self._params, previous[1] if previous else None)
         live = optimizer.state_dict()
