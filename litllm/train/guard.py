@@ -26,7 +26,8 @@ import math
 import statistics
 import sys
 from collections import deque
-from typing import Any, Literal, NamedTuple
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -81,8 +82,15 @@ class DivergenceGuard(Callback):
         self._losses: list[torch.Tensor] = []
         self._snapshot: tuple[int, list[torch.Tensor], dict] | None = None
         self._params: list[torch.nn.Parameter] = []
+        # (on CPU, loss ceiling): fixed for a run, so worked out in on_train_start, not at every step.
+        self._fixed: tuple[bool, float | None] | None = None
 
     # ------------------------------------------------------------------ what a step looked like
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Each costs tens of microseconds of Python when asked at every step (LightningModule.device, the log).
+        self._fixed = None
+        self._fixed = self._run_facts(pl_module)
+
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
         # One entry per micro-batch: the module's mean loss per token, not the scaled/summed loss backward sees.
         mean = getattr(pl_module, "train_loss", None)
@@ -97,9 +105,10 @@ class DivergenceGuard(Callback):
         # The parameters the optimizer updates, from its groups: walking the module tree each step costs
         # as much as the check itself on small models (and under FSDP2 only these are the live shards).
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
-        mean_loss = torch.stack([x.float() for x in losses]).mean()
-        if trainer.world_size > 1:
-            mean_loss = trainer.strategy.reduce(mean_loss, reduce_op="mean")
+        # One micro-batch (no gradient accumulation), the usual case, needs no stack and mean.
+        mean_loss = losses[0].float() if len(losses) == 1 else torch.stack([x.float() for x in losses]).mean()
+        if trainer.world_size > 1:  # (a copy: the reduction is in place, and losses[0] is the module's train_loss)
+            mean_loss = trainer.strategy.reduce(mean_loss.clone(), reduce_op="mean")
         # The module's norm is computed once per step and reused for logging and clipping.
         shared = getattr(pl_module, "gradient_norm", None)
         norm = shared(optimizer) if callable(shared) else gradient_norm(self._params)
@@ -119,7 +128,7 @@ class DivergenceGuard(Callback):
             self._skip(trainer, pl_module, value, why)
 
     def _checks(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
-        if pl_module.device.type == "cpu":
+        if self._run_facts(pl_module)[0]:
             return True
         every = self.check_every_n_steps or trainer.log_every_n_steps
         return trainer.global_step % every == 0
@@ -129,16 +138,25 @@ class DivergenceGuard(Callback):
             return f"the loss is {loss}"
         if not math.isfinite(grad_norm):
             return f"the gradient norm is {grad_norm}"
-        config = getattr(pl_module, "config", None)
-        if self.max_loss_factor and config is not None:
-            ceiling = self.max_loss_factor * math.log(config.vocab_size)
-            if loss > ceiling:
-                return f"the loss {loss:.4g} is above {self.max_loss_factor:g} x ln(vocabulary) = {ceiling:.3g}"
+        ceiling = self._run_facts(pl_module)[1]
+        if ceiling is not None and loss > ceiling:
+            return f"the loss {loss:.4g} is above {self.max_loss_factor:g} x ln(vocabulary) = {ceiling:.3g}"
         if len(self.history) == self.history.maxlen:
             median = statistics.median(self.history)
             if loss > self.spike_factor * median:
                 return f"the loss {loss:.4g} spiked above {self.spike_factor:g} x the recent median {median:.4g}"
         return None
+
+    def _run_facts(self, pl_module: L.LightningModule) -> tuple[bool, float | None]:
+        """Whether the model trains on CPU, and the loss ceiling ``max_loss_factor`` x ln(vocabulary) (None
+        without a factor or a model config); as on_train_start saw them, when it has run."""
+        if self._fixed is not None:
+            return self._fixed
+        config = getattr(pl_module, "config", None)
+        ceiling = (
+            self.max_loss_factor * math.log(config.vocab_size) if self.max_loss_factor and config is not None else None
+        )
+        return pl_module.device.type == "cpu", ceiling
 
     # ------------------------------------------------------------------ what the guard does
     def _good_step(self, trainer, pl_module, optimizer, loss: float) -> None:
@@ -147,7 +165,17 @@ class DivergenceGuard(Callback):
         if self.policy == "rollback" and (
             self._snapshot is None or trainer.global_step - self._snapshot[0] >= self.snapshot_every_n_steps
         ):
-            self._snapshot = (trainer.global_step, _cpu_copies(self._params), _to_cpu(optimizer.state_dict()))
+            self._take_snapshot(trainer, optimizer)
+
+    def _take_snapshot(self, trainer: L.Trainer, optimizer: torch.optim.Optimizer) -> None:
+        """Copy this step's trainable weights and optimizer state to CPU memory, into the previous snapshot's
+        tensors when they have the same shapes: a snapshot then never holds two copies in host memory while
+        it is taken (for a large model, the size of its weights and optimizer state) nor allocates new memory."""
+        previous = self._snapshot
+        weights = _copies(self._params, previous[1] if previous else None)
+        live = optimizer.state_dict()
+        state = _copies(_leaves(live), _leaves(previous[2]) if previous else None)
+        self._snapshot = (trainer.global_step, weights, _with_leaves(live, iter(state)))
 
     def _skip(self, trainer, pl_module, loss: float, why: str) -> None:
         for param in self._params:
@@ -163,7 +191,7 @@ class DivergenceGuard(Callback):
             for param, saved in zip(self._params, weights):
                 _local(param).copy_(saved)
                 param.grad = None
-        optimizer.load_state_dict(_from_cpu(state))
+        optimizer.load_state_dict(_restored(state, optimizer.state_dict()))
         for config in trainer.lr_scheduler_configs:
             scheduler = config.scheduler
             scheduler.base_lrs = [lr * self.lr_factor for lr in scheduler.base_lrs]
@@ -218,47 +246,66 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
-def _cpu_copies(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
-    return [_local(p).detach().to("cpu", copy=True) for p in params]
+def _copies(tensors: list[torch.Tensor], into: list[torch.Tensor] | None) -> list[torch.Tensor]:
+    """CPU copies of ``tensors`` (this process's parts), written into ``into`` when it holds tensors of the
+    same shapes and dtypes (the previous snapshot's, never handed to the optimizer), else new ones."""
+    sources = [_local(t).detach() for t in tensors]
+    if (
+        into is None
+        or len(into) != len(sources)
+        or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(into, sources))
+    ):
+        return [source.to("cpu", copy=True) for source in sources]
+    for buffer, source in zip(into, sources):
+        buffer.copy_(source)
+    return into
 
 
-class _ShardCopy(NamedTuple):
-    """A CPU copy of this process's part of a DTensor and how to make the DTensor again."""
-
-    local: torch.Tensor
-    mesh: Any
-    placements: tuple
-    shape: torch.Size
-    stride: tuple[int, ...]
-
-
-def _to_cpu(value: Any) -> Any:
+def _leaves(value: Any) -> list[torch.Tensor]:
+    """The tensors in nested dicts, lists and tuples (a state dict), in a fixed order."""
     if isinstance(value, torch.Tensor):
-        if hasattr(value, "to_local"):  # sharded optimizer state (FSDP2): restored as the DTensor it was
-            copy = value.to_local().detach().to("cpu", copy=True)
-            return _ShardCopy(copy, value.device_mesh, tuple(value.placements), value.shape, value.stride())
-        return value.detach().to("cpu", copy=True)
+        return [value]
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
+        return [t for v in value.values() for t in _leaves(v)]
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
+        return [t for v in value for t in _leaves(v)]
+    return []
+
+
+def _with_leaves(value: Any, leaves: Iterator[torch.Tensor]) -> Any:
+    """``value`` rebuilt (new containers) with its tensors replaced, in ``_leaves`` order, by ``leaves``."""
+    if isinstance(value, torch.Tensor):
+        return next(leaves)
+    if isinstance(value, dict):
+        return {k: _with_leaves(v, leaves) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_with_leaves(v, leaves) for v in value)
     return value
 
 
-def _from_cpu(value: Any) -> Any:
-    """``_to_cpu``'s copy back, sharded state as DTensors again (the optimizer refuses a mix of both)."""
-    if isinstance(value, _ShardCopy):
-        from torch.distributed.tensor import DTensor
+def _restored(saved: Any, live: Any) -> Any:
+    """The snapshot's optimizer state (``saved``: CPU copies of each process's part) as the optimizer holds
+    its state now (``live``): on its device, and as a DTensor where the state is sharded (FSDP2, which the
+    optimizer needs: it refuses a mix of plain and sharded tensors). Always copies: on CPU
+    ``load_state_dict`` keeps the very tensors it is given and the optimizer updates them in place, so
+    handing over the snapshot's own would make it drift and a second rollback would not restore it."""
+    saved_leaves, live_leaves = _leaves(saved), _leaves(live)
+    if len(saved_leaves) != len(live_leaves):  # a snapshot from before the first update: no state to place
+        live_leaves = [None] * len(saved_leaves)
+    restored = []
+    for copy, now in zip(saved_leaves, live_leaves):
+        if now is not None and hasattr(now, "to_local"):
+            from torch.distributed.tensor import DTensor
 
-        local = value.local.to(value.mesh.device_type)
-        return DTensor.from_local(
-            local, value.mesh, value.placements, run_check=False, shape=value.shape, stride=value.stride
-        )
-    if isinstance(value, dict):
-        return {k: _from_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_from_cpu(v) for v in value)
-    return value
+            local = copy.to(now.to_local().device, copy=True)
+            restored.append(
+                DTensor.from_local(
+                    local, now.device_mesh, now.placements, run_check=False, shape=now.shape, stride=now.stride()
+                )
+            )
+        else:
+            restored.append(copy.to(now.device if now is not None else copy.device, copy=True))
+    return _with_leaves(saved, iter(restored))
 
 
 def _worst_gradient(pl_module: L.LightningModule) -> tuple[str, str]:

@@ -4,6 +4,10 @@
 was interrupted (Ctrl-C, SIGTERM from SLURM or a pre-empted cloud machine, or a crash); with neither it
 says where it looked and starts from step 0. A checkpoint file is opened without running any code
 (``weights_only``): one that would need code to load is refused, never loaded unsafely.
+
+Under SLURM, the requeue signal (``#SBATCH --signal=SIGUSR1@90``) stops the run at the end of the current
+optimizer step, writes the same interrupted checkpoint, then runs ``scontrol requeue``; a requeued job
+(``SLURM_RESTART_COUNT`` > 0) started without ``--ckpt_path`` resumes as with ``--ckpt_path last``.
 """
 
 from __future__ import annotations
@@ -22,14 +26,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litllm.data.sampler import data_parallel_split
 from litllm.errors import CheckpointError, UserError
+from litllm.train.slurm import RequeueRequested, RequeueSignal, requeue_slurm_job, slurm_restart_count
+from litllm.train.slurm import say as _say
 
 INTERRUPTED = "interrupted"
 """File name (without .ckpt) of the checkpoint written when a run stops early."""
-
-
-def _say(message: str) -> None:
-    if os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0":
-        print(f"litllm: {message}", file=sys.stderr)
 
 
 class InterruptCheckpoint(Checkpoint):
@@ -40,33 +41,72 @@ class InterruptCheckpoint(Checkpoint):
     first optimizer step (there is nothing to keep), and a finished run removes the file. (Not Lightning's
     ``OnExceptionCheckpoint``: with one of those, a plain ``fit`` silently resumes from the last checkpoint.)
 
+    Under SLURM the callback also handles the requeue signal (``litllm.train.slurm``): the run stops at
+    the end of the current optimizer step, writes this checkpoint, and then the job is requeued.
+
     Args:
         dirpath: The run's checkpoint directory.
         filename: File name without ``.ckpt``.
+        slurm_requeue: Handle SLURM's requeue signal as above (False: leave it to Lightning's SLURM support).
     """
 
-    def __init__(self, dirpath: str, filename: str = INTERRUPTED) -> None:
-        self.dirpath, self.filename = dirpath, filename
+    def __init__(self, dirpath: str, filename: str = INTERRUPTED, slurm_requeue: bool = True) -> None:
+        self.dirpath, self.filename, self.slurm_requeue = dirpath, filename, slurm_requeue
+        self._requeue = RequeueSignal()
 
     @property
     def ckpt_path(self) -> str:
         return os.path.join(self.dirpath, self.filename + ".ckpt")
 
+    # ------------------------------------------------------------------ SLURM's requeue signal
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Before Lightning's signal connector registers its handlers (it reads auto_requeue then).
+        if stage == "fit" and self.slurm_requeue:
+            self._requeue.take_over(trainer)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self._requeue.step_starts(trainer)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        # Checkpoint callbacks run after all others, so the state saved on stopping here is that of a
+        # periodic checkpoint of this step (ModelCheckpoint saves at this point too): resuming is exact.
+        self._requeue.stop_if_requested(trainer)
+
+    # ------------------------------------------------------------------ stopping
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        try:
+            saved = self._save(trainer, exception)
+            if isinstance(exception, RequeueRequested):
+                if saved is False:
+                    _say("the SLURM job is not requeued: it would only start again from a run that cannot be saved")
+                else:
+                    requeue_slurm_job(trainer)
+        finally:
+            self._requeue.release()
+
+    def _save(self, trainer: L.Trainer, exception: BaseException) -> bool | None:
+        """Write the checkpoint: True when written, None when there is nothing to keep, False when refused."""
         if trainer.global_step == 0 or trainer.lightning_module is None:
-            return
+            return None
         try:
             trainer.save_checkpoint(self.ckpt_path)
         except UserError as err:  # e.g. the divergence guard refusing non-finite weights
             _say(f"no checkpoint written on stopping: {err}")
-            return
-        why = "interrupted" if isinstance(exception, (KeyboardInterrupt, SystemExit)) else "stopped by an error"
+            return False
+        if isinstance(exception, RequeueRequested):
+            why = "stopped by SLURM's requeue signal"
+        elif isinstance(exception, (KeyboardInterrupt, SystemExit)):
+            why = "interrupted"
+        else:
+            why = "stopped by an error"
         _say(
             f"run {why} at step {trainer.global_step}: checkpoint written to {self.ckpt_path}; "
             "continue with --ckpt_path last"
         )
+        return True
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._requeue.release()
         if trainer.state.status != TrainerStatus.INTERRUPTED:  # finished: the interruption is history
             trainer.strategy.remove_checkpoint(self.ckpt_path)
 
@@ -125,9 +165,16 @@ is given): compared only when the run sets them; a different tokenizer still fai
 def resolve_ckpt_path(trainer: L.Trainer, ckpt_path: str | None, module: L.LightningModule | None = None) -> str | None:
     """The checkpoint to resume from (checked to be a safe, complete file), or None to start at step 0.
 
+    ``None`` in a job SLURM requeued or restarted means ``last``.
+
     With ``module``, the checkpoint's settings are compared with the run's: the run's own values are
     used and every difference is printed, or refused when it cannot work (architecture, method).
     """
+    if ckpt_path is None and (restarts := slurm_restart_count()):
+        # A requeued job runs its script again, usually without a resume flag: it continues, as Lightning's
+        # SLURM support would, but from the same checkpoints and checks as --ckpt_path last.
+        _say(f"SLURM job restarted ({restarts} time(s)): resuming as with --ckpt_path last")
+        ckpt_path = "last"
     if ckpt_path is None:
         return None
     if ckpt_path == "last":

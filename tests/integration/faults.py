@@ -33,6 +33,24 @@ class HangAt(Callback):
             time.sleep(1)
 
 
+class WaitForSignalAt(Callback):
+    """At the end of optimizer step ``step`` write ``marker_dir/rank<N>`` and wait (at most 5 minutes) until
+    ``marker_dir/go`` exists: the test signals the process first, so the signal is handled at a known step
+    (the kernel delivers it before this process can see the file)."""
+
+    def __init__(self, step: int, marker_dir: str) -> None:
+        self.step, self.marker_dir = step, Path(marker_dir)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step != self.step:
+            return
+        self.marker_dir.mkdir(parents=True, exist_ok=True)
+        (self.marker_dir / f"rank{trainer.global_rank}").write_text(str(trainer.global_step))
+        deadline = time.monotonic() + 300
+        while not (self.marker_dir / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 class PoisonLoss(Callback):
     """Make the loss of process ``rank`` NaN at the given optimizer steps (its logits become NaN there).
 

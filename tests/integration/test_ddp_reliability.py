@@ -6,6 +6,8 @@
 - A loss that turns NaN on one process only makes both processes skip and then roll back together (the
   guard judges the loss averaged over processes); the run finishes with finite weights, equal on both
   processes and equal to the model directory rank 0 saves.
+- Finetuning (SFT full, SFT LoRA with LoRA dropout, DPO full) resumed from the step-K checkpoint on 2
+  processes continues bit-exactly: the same losses after K and the same final model directory.
 
 Each run is its own process group (``subprocess``; Lightning's DDP launcher re-executes the command).
 """
@@ -28,10 +30,13 @@ import yaml
 from safetensors.torch import load_file
 
 from integration.test_cli_fit import SHAKESPEARE_RECIPE, column, read_metrics
+from litllm.model.model_dir import ModelDir
+from litllm.model.templates import get_template
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 STEPS, KILL_AT = 12, 4
+FT_STEPS, FT_RESUME_AT = 6, 3
 
 
 def free_port() -> int:
@@ -184,3 +189,63 @@ def test_guard_rolls_back_both_pipeline_stages_together(tmp_path):
     assert_same({**stages[0], **stages[1]}, weights(root / "final" / "model.safetensors"))
     losses = column(read_metrics(root), "train/loss")
     assert all(math.isfinite(v) for s, v in losses if s not in (5, 6, 7))
+
+
+FINETUNE_RECIPES = {"full": "sft_full_tiny", "lora": "sft_lora_tiny", "dpo": "dpo_lora_tiny"}
+
+
+def finetune_recipe(tmp: Path, verb: str) -> str:
+    """The method's tiny recipe keeping every FT_RESUME_AT-step checkpoint, with short samples."""
+    spec = yaml.safe_load((REPO / "recipes" / f"{FINETUNE_RECIPES[verb]}.yaml").read_text())
+    for callback in spec["trainer"]["callbacks"]:
+        if callback["class_path"].endswith("ModelCheckpoint"):
+            callback["init_args"] = {"save_last": True, "every_n_train_steps": FT_RESUME_AT, "save_top_k": -1}
+        if callback["class_path"].endswith("SampleGeneration"):
+            callback["init_args"]["max_new_tokens"] = 4
+    path = tmp / f"ddp_{verb}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def finetune(tmp: Path, verb: str, base: Path, root: Path, *extra: str) -> str:
+    """``litllm finetune VERB`` on 2 DDP processes (4 rows each), to the end; returns its stderr."""
+    command = [
+        sys.executable, "-m", "litllm", "finetune", verb, "--config", finetune_recipe(tmp, verb),
+        "--model.init_from", str(base), "--model.max_steps", str(FT_STEPS), "--model.warmup_steps", "2",
+        "--model.lora_dropout", "0.1", "--model.arch_overrides", "{dropout: 0.1}",
+        *(["--model.method", "full"] if verb == "dpo" else []),
+        "--data.batch_size", "4", "--data.cache_dir", str(tmp / "cache"),
+        "--trainer.max_steps", str(FT_STEPS), "--trainer.val_check_interval", str(FT_STEPS),
+        "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
+        "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+        "--trainer.default_root_dir", str(root), *extra,
+    ]  # fmt: skip
+    proc = subprocess.run(command, env=env(), cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr
+
+
+@pytest.mark.parametrize("verb", ["full", "lora", "dpo"])
+def test_ddp_finetuning_resumes_exactly(verb, tiny_gpt2_model_dir, tmp_path):
+    """The run never stopped keeps its step-FT_RESUME_AT checkpoint, which is what a run killed after that
+    checkpoint would have left (the two are the same run up to there): resuming from it in another
+    directory must give the rest of the first run (one launch fewer than killing a second run)."""
+    base = tiny_gpt2_model_dir
+    if verb == "dpo":
+        ModelDir(base).save_template(get_template("alpaca"))
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    finetune(tmp_path, verb, base, whole)
+    saved = whole / "checkpoints" / f"epoch=0-step={FT_RESUME_AT}.ckpt"
+    assert torch.load(saved, map_location="cpu", weights_only=True)["global_step"] == FT_RESUME_AT
+    err = finetune(tmp_path, verb, base, resumed, "--ckpt_path", str(saved))
+    assert f"resuming from {saved} (step {FT_RESUME_AT})" in err
+    losses = dict(column(read_metrics(whole), "train/loss"))
+    after = {s: v for s, v in column(read_metrics(resumed), "train/loss") if s >= FT_RESUME_AT}
+    assert (
+        sorted(after) == [s for s in sorted(losses) if s >= FT_RESUME_AT] and len(after) >= FT_STEPS - FT_RESUME_AT - 1
+    )
+    for step, loss in after.items():
+        assert loss == losses[step], (step, loss, losses[step])  # bit-exact, dropout included
+    assert_same(weights(resumed / "final" / "model.safetensors"), weights(whole / "final" / "model.safetensors"))
