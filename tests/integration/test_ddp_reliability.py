@@ -191,7 +191,15 @@ def test_guard_rolls_back_both_pipeline_stages_together(tmp_path):
     assert all(math.isfinite(v) for s, v in losses if s not in (5, 6, 7))
 
 
-FINETUNE_RECIPES = {"full": "sft_full_tiny", "lora": "sft_lora_tiny", "dpo": "dpo_lora_tiny"}
+FINETUNE_RECIPES = {"full": "sft_full_tiny", "lora": "sft_lora_tiny", "qlora": "sft_qlora_tiny", "dpo": "dpo_lora_tiny"}
+# case -> (verb, extra options): DPO both as full finetuning and with the recipe's LoRA adapters
+FINETUNE_CASES = {
+    "full": ("full", []),
+    "lora": ("lora", []),
+    "qlora": ("qlora", []),
+    "dpo-full": ("dpo", ["--model.method", "full"]),
+    "dpo-lora": ("dpo", []),
+}
 
 
 def finetune_recipe(tmp: Path, verb: str) -> str:
@@ -213,7 +221,6 @@ def finetune(tmp: Path, verb: str, base: Path, root: Path, *extra: str) -> str:
         sys.executable, "-m", "litllm", "finetune", verb, "--config", finetune_recipe(tmp, verb),
         "--model.init_from", str(base), "--model.max_steps", str(FT_STEPS), "--model.warmup_steps", "2",
         "--model.lora_dropout", "0.1", "--model.arch_overrides", "{dropout: 0.1}",
-        *(["--model.method", "full"] if verb == "dpo" else []),
         "--data.batch_size", "4", "--data.cache_dir", str(tmp / "cache"),
         "--trainer.max_steps", str(FT_STEPS), "--trainer.val_check_interval", str(FT_STEPS),
         "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
@@ -227,19 +234,20 @@ def finetune(tmp: Path, verb: str, base: Path, root: Path, *extra: str) -> str:
     return proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["full", "lora", "dpo"])
-def test_ddp_finetuning_resumes_exactly(verb, tiny_gpt2_model_dir, tmp_path):
+@pytest.mark.parametrize("case", list(FINETUNE_CASES))
+def test_ddp_finetuning_resumes_exactly(case, tiny_gpt2_model_dir, tmp_path):
     """The run never stopped keeps its step-FT_RESUME_AT checkpoint, which is what a run killed after that
     checkpoint would have left (the two are the same run up to there): resuming from it in another
     directory must give the rest of the first run (one launch fewer than killing a second run)."""
     base = tiny_gpt2_model_dir
+    verb, options = FINETUNE_CASES[case]
     if verb == "dpo":
         ModelDir(base).save_template(get_template("alpaca"))
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    finetune(tmp_path, verb, base, whole)
+    finetune(tmp_path, verb, base, whole, *options)
     saved = whole / "checkpoints" / f"epoch=0-step={FT_RESUME_AT}.ckpt"
     assert torch.load(saved, map_location="cpu", weights_only=True)["global_step"] == FT_RESUME_AT
-    err = finetune(tmp_path, verb, base, resumed, "--ckpt_path", str(saved))
+    err = finetune(tmp_path, verb, base, resumed, *options, "--ckpt_path", str(saved))
     assert f"resuming from {saved} (step {FT_RESUME_AT})" in err
     losses = dict(column(read_metrics(whole), "train/loss"))
     after = {s: v for s, v in column(read_metrics(resumed), "train/loss") if s >= FT_RESUME_AT}
