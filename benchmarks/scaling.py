@@ -1,4 +1,4 @@
-"""Scaling on one machine: tokens/s and peak memory for 1 vs 2 processes (DDP, FSDP2, tensor parallel),
+"""Scaling on one machine: tokens/s and peak memory for 1 vs 2 processes (DDP, FSDP2, tensor, pipeline),
 with and without activation checkpointing, same global batch.
 
     python benchmarks/scaling.py              # gpt-10m shape (6 x 384), 2,048-token vocab, context 256, global batch 8
@@ -32,9 +32,10 @@ CONFIGS = [  # (name, strategy, processes, activation checkpointing)
     ("2 processes FSDP2", "fsdp", 2, False),
     ("2 processes FSDP2 + AC", "fsdp", 2, True),
     ("2 processes tensor parallel (tp2)", "tp2", 2, False),
+    ("2 processes pipeline (pp2, 1F1B, 2 micro-batches)", "pp2", 2, False),
 ]
-# Processes per data-parallel replica: they read the same batch (tensor parallelism splits the model).
-SHARING = {"tp2": 2}
+# Processes per data-parallel replica: they read the same batch (tensor and pipeline parallelism split the model).
+SHARING = {"tp2": 2, "pp2": 2}
 
 
 def child(args: argparse.Namespace) -> None:
