@@ -224,11 +224,12 @@ class MeshStrategy(ModelParallelStrategy):
 
         path = Path(self.broadcast(checkpoint_path))
         if (path / _METADATA_FILENAME).is_file():  # sharded: check the layout before loading any tensor
-            self._check_layout(torch.load(path / _METADATA_FILENAME, weights_only=weights_only), checkpoint_path)
+            # meta.pt holds plain data (step, settings): never unpickle code from it, whatever the caller asks
+            self._check_layout(torch.load(path / _METADATA_FILENAME, weights_only=True), checkpoint_path)
         if self.pipeline_parallel_size == 1:
             checkpoint = super().load_checkpoint(checkpoint_path, weights_only)
         else:
-            checkpoint = self._load_pipeline_checkpoint(path, weights_only)
+            checkpoint = self._load_pipeline_checkpoint(path)
         self._check_layout(checkpoint, checkpoint_path)
         return checkpoint
 
@@ -247,7 +248,7 @@ class MeshStrategy(ModelParallelStrategy):
                 f"(this run: {self.pipeline_parallel_size}); its final model directory loads anywhere"
             )
 
-    def _load_pipeline_checkpoint(self, path: Path, weights_only: bool | None) -> dict[str, Any]:
+    def _load_pipeline_checkpoint(self, path: Path) -> dict[str, Any]:
         """Lightning's sharded-checkpoint load, with the optimizer states in the flat form they were saved in."""
         import torch
         from lightning.fabric.strategies.model_parallel import _distributed_checkpoint_load, _is_sharded_checkpoint
@@ -272,7 +273,7 @@ class MeshStrategy(ModelParallelStrategy):
             optim_state = {key: get_optimizer_state_dict(module, optimizer, options=_flat_options())}
             _distributed_checkpoint_load(optim_state, path)
             set_optimizer_state_dict(module, optimizer, optim_state_dict=optim_state[key], options=_flat_options())
-        return torch.load(path / _METADATA_FILENAME, weights_only=weights_only)
+        return torch.load(path / _METADATA_FILENAME, weights_only=True)
 
 
 def _flat_options(cpu_offload: bool = False):

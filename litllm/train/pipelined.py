@@ -27,7 +27,9 @@ class PipelineTraining:
     """Mixin of ``LLMModule``: its behaviour under a pipeline (``self.pipeline`` set by ``configure_model``)."""
 
     pipeline_support: bool = False
-    """Whether the stage trains under pipeline parallelism (it then defines ``pipeline_loss``)."""
+    """Whether the stage trains under pipeline parallelism: it then defines ``pipeline_loss(logits, labels)``,
+    the mean loss of one micro-batch from the last stage's logits (``check_pipeline_support`` refuses a
+    pipeline for any other stage, so nothing else calls it)."""
     pipeline: Pipeline | None = None
     """This process's side of the pipeline under ``MeshStrategy(pipeline_parallel_size>1)``, else None."""
 
@@ -46,10 +48,6 @@ class PipelineTraining:
         bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
         shard(model, mesh["data_parallel"], torch.bfloat16 if bf16 else None)
         return model
-
-    def pipeline_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The mean loss of one micro-batch from the last stage's logits (stages with ``pipeline_support``)."""
-        raise NotImplementedError(f"{type(self).__name__} does not train under pipeline parallelism")
 
     def pipeline_training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One training batch through the pipeline: forward and backward of every micro-batch (the schedule's).
