@@ -116,7 +116,9 @@ def answer_prompts(
     answers = []
     for prompt in prompts:
         text, stop = render(prompt, template)
-        reply = stream_text(model, tokenizer, text, max_new_tokens, temperature=0.0, top_k=None, stop=stop).strip()
+        reply = stream_text(
+            model, tokenizer, text, max_new_tokens, temperature=0.0, top_k=None, stop=stop, stay_in_context=True
+        ).strip()
         correct = all(e.lower() in reply.lower() for e in prompt.expect) if prompt.expect else None
         answers.append(
             Answer(prompt.instruction, prompt.input, reply, list(prompt.expect), correct, round(word_share(reply), 3))

@@ -94,7 +94,14 @@ def chat_loop(
             continue
         prompt = conversation.prompt(user)
         reply = stream_text(
-            model, tokenizer, prompt, stop=conversation.stop, generator=generator, write=write, **sampling
+            model,
+            tokenizer,
+            prompt,
+            stop=conversation.stop,
+            generator=generator,
+            write=write,
+            stay_in_context=True,
+            **sampling,
         )
         conversation.add_reply(reply)
         write("\n")

@@ -38,21 +38,20 @@ def sample_next(
 
 
 def fit_prompt(prompt: torch.Tensor, max_new_tokens: int, block_size: int) -> torch.Tensor:
-    """Crop ``prompt`` (B, T) from the left so that it and the new tokens fit the context, with a warning.
+    """Crop a ``prompt`` (B, T) that fills the whole context from the left, with a warning.
 
-    When prompt + new tokens exceed ``block_size``, the prompt keeps its last
-    ``max(block_size - max_new_tokens, block_size // 2)`` tokens: at least half the context stays
-    prompt, and generation that then runs out of context slides its window (see ``generate_tokens``).
+    A prompt shorter than ``block_size`` is kept whole: the model sees all of it, and generation
+    that later runs out of context slides its window (see ``generate_tokens``). A longer one keeps
+    its last ``max(block_size - max_new_tokens, block_size // 2)`` tokens: room for the new tokens,
+    but at least half the context stays prompt.
     """
     t = prompt.size(1)
-    if t + max_new_tokens <= block_size:
+    if t < block_size:
         return prompt
     keep = max(block_size - max_new_tokens, block_size // 2, 1)
-    if t <= keep:
-        return prompt
     warnings.warn(
-        f"prompt of {t} tokens + {max_new_tokens} new tokens exceeds the model's context of {block_size}: "
-        f"keeping the last {keep} prompt tokens",
+        f"prompt of {t} tokens does not fit the model's context of {block_size} with {max_new_tokens} new "
+        f"tokens: keeping the last {keep} prompt tokens",
         stacklevel=3,
     )
     return prompt[:, -keep:]
@@ -118,6 +117,10 @@ def _cached_logits(
         if cache.pos == cache.max_len:
             # Out of context: keep the most recent half and encode it again (positions restart at 0).
             keep = max(block // 2, 1)
+            warnings.warn(
+                f"the model's context of {block} tokens is full: generation goes on from the last {keep} tokens",
+                stacklevel=3,
+            )
             cache.reset()
             nxt = yield model(tokens[:, n - keep : n], cache)[:, -1]
         else:

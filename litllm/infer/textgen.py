@@ -101,13 +101,29 @@ def stream_text(
     stop: Iterable[str] = (),
     generator: torch.Generator | None = None,
     write: Callable[[str], object] | None = None,
+    stay_in_context: bool = False,
 ) -> str:
     """Generate a continuation of ``prompt``, passing each new piece of text to ``write``; return it all.
 
-    An empty prompt starts from the end-of-text token (a fresh document).
+    An empty prompt starts from the end-of-text token (a fresh document). With ``stay_in_context``
+    (chat and answers, where a reply must see its whole prompt) the reply ends, with a warning, where
+    the model's context is full instead of sliding the window over the prompt.
     """
     device = next(model.parameters()).device
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_id]
+    block = model.config.block_size
+    if stay_in_context and len(ids) + max_new_tokens > block:
+        keep = len(ids) if len(ids) < block else max(block - max_new_tokens, block // 2, 1)
+        if keep < len(ids):
+            warnings.warn(
+                f"prompt of {len(ids)} tokens does not fit the model's context of {block}: keeping the last {keep}",
+                stacklevel=2,
+            )
+            ids = ids[-keep:]
+        max_new_tokens = min(max_new_tokens, block - len(ids))
+        context_cut = max_new_tokens  # the reply is cut if it reaches this many tokens
+    else:
+        context_cut = None
     stream = TextStream(tokenizer, stop)
     pieces: list[str] = []
     tokens = generate_tokens(
@@ -120,8 +136,10 @@ def stream_text(
         eos_id=tokenizer.eot_id,
         generator=generator,
     )
-    for token in tokens:
+    for count, token in enumerate(tokens, start=1):
         piece = stream.push(int(token))
+        if count == context_cut and not stream.stopped and int(token) != tokenizer.eot_id:
+            warnings.warn(f"reply cut at {count} tokens: the model's context of {block} tokens is full", stacklevel=2)
         if piece:
             pieces.append(piece)
             if write is not None:

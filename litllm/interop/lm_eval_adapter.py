@@ -121,6 +121,7 @@ class LitLLMEvalModel(LM):
                 temperature=temperature,
                 top_k=None,
                 stop=until,
+                stay_in_context=True,
             )
             out.append(text)
         return out

@@ -57,6 +57,11 @@ def quantize_4bit(model: GPT, quant_type: str = "nf4", compute_dtype: torch.dtyp
                     quant_type=quant_type,
                     device="meta",
                 )
+                # On CPUs with AVX512-BF16, bitsandbytes repacks the weight for a faster inference kernel at
+                # the first forward pass in eval mode (validation) and keeps that layout when training
+                # resumes: the kernel has no backward (gradients to earlier layers stop) and crashes on a
+                # bias. Training needs the ordinary layout throughout.
+                q.support_avx512bf16_for_cpu = False
                 q.weight = bnb.nn.Params4bit(child.weight.data.to("cpu"), requires_grad=False, quant_type=quant_type)
                 if child.bias is not None:
                     q.bias = nn.Parameter(child.bias.data, requires_grad=False)

@@ -1,8 +1,8 @@
 """Continuous batching: one thread owns the model and decodes every running sequence together.
 
-Each loop iteration (``Engine.step``) first lets waiting sequences join while slots are free (each
-one's prompt is run through the model on its own: the prefill, which also samples its first
-token), then runs one batched decode step over all running sequences, each at its own position in
+Each loop iteration (``Engine.step``) first lets waiting sequences join while slots are free (their
+prompts run through the model together, right-padded, in groups of at most ``prefill_tokens``
+padded tokens: the prefill, which also samples each one's first token), then runs one batched decode step over all running sequences, each at its own position in
 its own cache slot (``kv_slots.forward_rows``) and sampled with its own settings and random
 generator. A sequence leaves as soon as it stops (end of text, a stop string, ``max_tokens`` or
 the end of the context), freeing its slot for the next waiting one at the next iteration.
@@ -13,6 +13,7 @@ Results go out through a per-request ``sink`` callable, called on the engine thr
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import threading
@@ -96,15 +97,20 @@ class Engine:
         model: The model, in eval mode, on its device.
         tokenizer: Its tokenizer (for stop strings and the text of each token).
         max_batch: The most sequences decoded at once (cache slots); more wait their turn.
+        prefill_tokens: The most tokens (rows x longest prompt) one prefill forward pass takes; a
+            prompt longer than this still runs, alone.
     """
 
-    def __init__(self, model: GPT, tokenizer: Tokenizer, max_batch: int = 8) -> None:
+    def __init__(self, model: GPT, tokenizer: Tokenizer, max_batch: int = 8, prefill_tokens: int = 2048) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model, self.tokenizer, self.max_batch = model, tokenizer, max_batch
+        self.prefill_tokens = prefill_tokens
         self.device = next(model.parameters()).device
         self.cache = SlotCache(model, max_batch)
         self.context = self.cache.max_len
+        # A heap: the lowest free slot is handed out first, so running sequences tend to sit in
+        # consecutive slots, which a decode step reads without copying (see kv_slots.forward_rows).
         self._free = list(range(max_batch))
         self._waiting: deque[Sequence] = deque()
         self._running: list[Sequence] = []
@@ -113,6 +119,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self.steps = 0  # decode steps run (batched forward passes), for tests and statistics
         self.max_rows = 0  # the largest batch a decode step has run
+        self.prefills = 0  # prefill forward passes run
 
     # ------------------------------------------------------------------ the request side (any thread)
     def submit(self, prompt: list[int], sampling: Sampling, sink: Sink, n: int = 1) -> Handle:
@@ -178,8 +185,9 @@ class Engine:
     def step(self) -> None:
         """Admit waiting sequences into free slots (prefill), then one decode step for all running ones."""
         try:
-            for seq in self._admit():
-                self._prefill(seq)
+            admitted = self._admit()
+            if admitted:
+                self._prefill(admitted)
             self._running = [s for s in self._running if not self._retire(s)]
             if self._running:
                 self._decode()
@@ -198,7 +206,7 @@ class Engine:
                 seq = self._waiting.popleft()
                 if seq.cancelled:
                     continue
-                seq.slot = self._free.pop()
+                seq.slot = heapq.heappop(self._free)
                 admitted.append(seq)
             self._running.extend(admitted)
         return admitted
@@ -208,22 +216,31 @@ class Engine:
         if not (seq.done or seq.cancelled):
             return False
         with self._cond:
-            self._free.append(seq.slot)
+            heapq.heappush(self._free, seq.slot)
         return True
 
-    def _prefill(self, seq: Sequence) -> None:
-        tokens = torch.tensor([seq.prompt], dtype=torch.long, device=self.device)
-        slots = torch.tensor([seq.slot], device=self.device)
-        logits = forward_rows(self.model, self.cache, slots, tokens, torch.zeros(1, dtype=torch.long))
-        seq.length = len(seq.prompt)
-        self._accept(seq, logits[:, -1])
+    def _prefill(self, seqs: list[Sequence]) -> None:
+        """Run the prompts of newly admitted sequences through the model and sample each one's first token."""
+        for group in prefill_groups(seqs, self.prefill_tokens):
+            width = max(len(s.prompt) for s in group)
+            tokens = torch.zeros(len(group), width, dtype=torch.long)
+            for i, seq in enumerate(group):
+                tokens[i, : len(seq.prompt)] = torch.tensor(seq.prompt, dtype=torch.long)
+            slots = torch.tensor([s.slot for s in group], device=self.device)
+            last = torch.tensor([len(s.prompt) - 1 for s in group], device=self.device)
+            starts = torch.zeros(len(group), dtype=torch.long, device=self.device)
+            logits = forward_rows(self.model, self.cache, slots, tokens.to(self.device), starts, last=last)
+            self.prefills += 1
+            for i, seq in enumerate(group):
+                seq.length = len(seq.prompt)
+                self._accept(seq, logits[i : i + 1])
 
     def _decode(self) -> None:
-        rows = self._running
+        rows = self._running = sorted(self._running, key=lambda s: s.slot)  # consecutive slots: no copy
         tokens = torch.tensor([[s.last] for s in rows], dtype=torch.long, device=self.device)
         slots = torch.tensor([s.slot for s in rows], device=self.device)
         starts = torch.tensor([s.length for s in rows], device=self.device)
-        logits = forward_rows(self.model, self.cache, slots, tokens, starts)[:, -1]
+        logits = forward_rows(self.model, self.cache, slots, tokens, starts, last=torch.zeros_like(starts))
         self.steps += 1
         self.max_rows = max(self.max_rows, len(rows))
         for i, seq in enumerate(rows):
@@ -249,3 +266,15 @@ class Engine:
     ) -> None:
         seq.done = True
         seq.sink(Event(seq.index, text, seq.generated, token, reason, error))
+
+
+def prefill_groups(seqs: list[Sequence], max_tokens: int) -> list[list[Sequence]]:
+    """Split ``seqs`` into prefill batches of similar prompt lengths, each at most ``max_tokens`` padded tokens."""
+    groups: list[list[Sequence]] = []
+    for seq in sorted(seqs, key=lambda s: len(s.prompt)):
+        # sorted by length, so this prompt is the group's longest: the padded size is rows x its length
+        if groups and (len(groups[-1]) + 1) * len(seq.prompt) <= max_tokens:
+            groups[-1].append(seq)
+        else:
+            groups.append([seq])
+    return groups

@@ -43,13 +43,22 @@ class SlotCache:
 
 @torch.inference_mode()
 def forward_rows(
-    model: GPT, cache: SlotCache, slots: torch.Tensor, tokens: torch.Tensor, starts: torch.Tensor
+    model: GPT,
+    cache: SlotCache,
+    slots: torch.Tensor,
+    tokens: torch.Tensor,
+    starts: torch.Tensor,
+    last: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Next-token logits ``(B, T, vocab)`` for ``tokens`` ``(B, T)`` placed at ``starts + [0, T)`` in ``slots``.
 
     Row ``i`` continues the sequence cached in slot ``slots[i]``, whose first ``starts[i]`` positions
     are already filled; the new tokens' keys and values are written after them. Every row gets the
-    same number ``T`` of new tokens (``T`` = the prompt length for one prefilled row, 1 when decoding).
+    same number ``T`` of new tokens (1 when decoding). Prompts of different lengths are prefilled
+    together right-padded: the padding's keys and values land past the row's prompt, where the next
+    decode step overwrites them before any query can see them. With ``last`` (B,) only the logits at
+    token ``last[i]`` of each row are computed and returned, ``(B, vocab)``: the head over the whole
+    vocabulary is then paid once per row, not once per prompt token.
     """
     b, t = tokens.shape
     device = tokens.device
@@ -70,10 +79,16 @@ def forward_rows(
     if window is not None:
         mask = mask & (kpos > positions[:, :, None] - window)
     mask = mask[:, None]  # (B, 1, T, end): broadcast over heads
+    # Rows in consecutive slots (the usual case: free slots are handed out lowest first) read their
+    # cached keys and values as a view; other slot sets are gathered (a copy per layer and step).
+    first = int(slots[0])
+    run = slice(first, first + b) if torch.equal(slots, torch.arange(first, first + b, device=device)) else None
     for i, block in enumerate(model.blocks):
-        h = _attention(block.attn, block.norm_1(x), rope, cache.k[i], cache.v[i], slots, positions, mask, end)
+        h = _attention(block.attn, block.norm_1(x), rope, cache.k[i], cache.v[i], slots, run, positions, mask, end)
         x = x + h
         x = x + block.mlp(block.norm_2(x))
+    if last is not None:
+        x = x[torch.arange(b, device=device), last]
     return output_logits(model, x)  # final norm, head and the soft cap, as GPT.forward
 
 
@@ -84,6 +99,7 @@ def _attention(
     k_cache: torch.Tensor,
     v_cache: torch.Tensor,
     slots: torch.Tensor,
+    run: slice | None,
     positions: torch.Tensor,
     mask: torch.Tensor,
     end: int,
@@ -103,7 +119,8 @@ def _attention(
     # Indexing with (slots, :, positions) puts the indexed dimensions first: (B, T, n_kv_head, hd).
     k_cache[slots[:, None], :, positions] = k.transpose(1, 2).to(k_cache.dtype)
     v_cache[slots[:, None], :, positions] = v.transpose(1, 2).to(v_cache.dtype)
-    keys, values = k_cache[slots, :, :end], v_cache[slots, :, :end]
+    rows = run if run is not None else slots
+    keys, values = k_cache[rows, :, :end], v_cache[rows, :, :end]
     y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=attn.n_kv_head != attn.n_head)
     y = y.transpose(1, 2).reshape(b, t, attn.n_head * attn.head_dim)
     return attn.proj(y)

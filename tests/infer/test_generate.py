@@ -106,9 +106,22 @@ def test_prompt_longer_than_the_context_is_cropped_from_the_left_with_a_warning(
 def test_generation_past_the_context_keeps_going_with_a_sliding_context():
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=8)).eval()
-    with pytest.warns(UserWarning, match="exceeds the model's context"):
+    with pytest.warns(UserWarning, match="context of 8 tokens is full: generation goes on from the last 4"):
         out = generate(model, torch.randint(0, 512, (2, 7)), 20, temperature=0)
     assert out.shape == (2, 27)
+
+
+def test_a_prompt_that_fits_the_context_is_never_cropped_for_more_new_tokens():
+    # A prompt of 12 in a 16-token context with 40 new tokens: the first new token must come from the
+    # whole prompt (cropping it to make room, as before, answered a different question).
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-llama", block_size=16)).eval()
+    prompt = torch.randint(0, 512, (1, 12))
+    with pytest.warns(UserWarning, match="is full"):
+        out = generate(model, prompt, 40, temperature=0)
+    with torch.no_grad():
+        first = model(prompt)[0, -1].argmax()
+    assert out.shape == (1, 52) and out[0, 12] == first
 
 
 def test_finished_rows_repeat_the_end_token():

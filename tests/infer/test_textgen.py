@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from litllm.errors import DataError
+from litllm.infer.generate import generate
 from litllm.infer.textgen import TextStream, read_prompts, stream_text
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
@@ -56,6 +57,20 @@ def test_stream_text_greedy_is_reproducible_and_streams(small_tokenizer):
     with torch.no_grad():
         expected = model(torch.tensor([ids]))[0, -1].argmax().item()
     assert text.startswith(small_tokenizer.decode([expected]))
+
+
+def test_stream_text_in_context_keeps_the_prompt_and_cuts_the_reply_with_a_warning(small_tokenizer):
+    # chat's case: more new tokens asked (256) than the context leaves after the prompt
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=48)).eval()
+    prompt = "ROMEO: But soft, what light through yonder window breaks? It is the east"
+    ids = small_tokenizer.encode(prompt)
+    assert 24 < len(ids) < 48
+    room = 48 - len(ids)
+    with pytest.warns(UserWarning, match=f"reply cut at {room} tokens: the model's context of 48 tokens is full"):
+        text = stream_text(model, small_tokenizer, prompt, max_new_tokens=256, temperature=0, stay_in_context=True)
+    expected = generate(model, torch.tensor([ids]), room, temperature=0)[0, len(ids) :].tolist()
+    assert text == small_tokenizer.decode(expected)
 
 
 def test_read_prompts(tmp_path):

@@ -93,3 +93,28 @@ def test_qlora_stores_base_in_4bit_and_merges_to_full_precision():
         reference = apply_lora(copy.deepcopy(full), 4, 8, 0.0, ["qkv", "proj"])
         reference.load_state_dict({k: v for k, v in peft_model.state_dict().items() if "lora_" in k}, strict=False)
         torch.testing.assert_close(merged(idx), reference(idx), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["tiny-gpt2", "tiny-llama"])
+def test_qlora_trains_the_same_after_a_validation_pass(arch):
+    # bitsandbytes repacks 4-bit weights for an inference-only kernel at the first eval-mode forward on
+    # CPUs with AVX512-BF16 (crash on GPT-2's biases, no gradient to earlier layers on Llama) unless told
+    # not to; on other CPUs this checks the ordinary path.
+    idx = torch.randint(0, 64, (2, 16))
+
+    def lora_grads(validate_first: bool) -> dict[str, torch.Tensor]:
+        peft_model = apply_lora(quantize_4bit(model(arch, vocab_size=64)), 4, 8, 0.0, ["qkv", "proj"])
+        nudge(peft_model)
+        if validate_first:
+            peft_model.eval()
+            with torch.no_grad():
+                peft_model(idx)
+        peft_model.train()
+        logits = peft_model(idx)
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), idx.flatten()).backward()
+        return {n: p.grad for n, p in peft_model.named_parameters() if p.requires_grad}
+
+    before, after = lora_grads(False), lora_grads(True)
+    assert before.keys() == after.keys() and any("blocks.0." in n and g.abs().sum() > 0 for n, g in before.items())
+    for name in before:
+        torch.testing.assert_close(after[name], before[name], msg=name)

@@ -8,7 +8,7 @@ import torch
 from litllm.infer.generate import generate_tokens
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.serve.engine import Engine, Event, Sampling
+from litllm.serve.engine import Engine, Event, Sampling, Sequence, prefill_groups
 from litllm.serve.kv_slots import SlotCache, forward_rows
 
 
@@ -94,6 +94,45 @@ def test_greedy_output_is_the_same_alone_batched_and_in_plain_generation(model_a
     run_until_done(engine, sinks, joins)
     assert [[e.token for e in s.events] for s in sinks] == alone
     assert engine.max_rows == 3  # they did decode together
+
+
+def test_prompts_joining_together_are_prefilled_in_one_padded_pass_with_the_same_output(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    greedy = Sampling(max_tokens=10, temperature=0.0)
+    texts = ["ROMEO: my lord", "JULIET:", "First Citizen:\nBefore we proceed any further", "KING"]
+    prompts = [tokenizer.encode(t) for t in texts]
+    assert len({len(p) for p in prompts}) == 4  # four different lengths: padded to the longest
+    alone = [[int(t) for t in generate_tokens(model, torch.tensor([p]), 10, temperature=0.0)] for p in prompts]
+    engine = Engine(model, tokenizer, max_batch=4)
+    sinks = [Collect() for _ in prompts]
+    run_until_done(engine, sinks, {0: [(p, greedy, s) for p, s in zip(prompts, sinks, strict=True)]})
+    assert [[e.token for e in s.events] for s in sinks] == alone
+    assert engine.prefills == 1 and engine.max_rows == 4
+    # a budget of padded tokens splits them into groups of similar length, same output
+    lengths = sorted(len(p) for p in prompts)
+    engine = Engine(model, tokenizer, max_batch=4, prefill_tokens=2 * lengths[1])
+    sinks = [Collect() for _ in prompts]
+    run_until_done(engine, sinks, {0: [(p, greedy, s) for p, s in zip(prompts, sinks, strict=True)]})
+    assert [[e.token for e in s.events] for s in sinks] == alone
+    assert 1 < engine.prefills < 4
+    groups = prefill_groups([Sequence(0, [0] * n, greedy, Collect(), None, None) for n in (9, 3, 4, 8)], 16)
+    assert [[len(s.prompt) for s in g] for g in groups] == [[3, 4], [8], [9]]  # 3 rows x 8 > 16 tokens: a new group
+
+
+def test_rows_in_scattered_slots_and_last_position_logits():
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2")).eval()
+    a, b = torch.randint(0, 512, (1, 12)), torch.randint(0, 512, (1, 7))
+    cache = SlotCache(model, 4)
+    padded = torch.cat([a, torch.cat([b, torch.zeros(1, 5, dtype=torch.long)], dim=1)])
+    # slots 3 and 1: not consecutive, so the keys and values are gathered
+    first = forward_rows(model, cache, torch.tensor([3, 1]), padded, torch.tensor([0, 0]), last=torch.tensor([11, 6]))
+    nxt = forward_rows(model, cache, torch.tensor([3, 1]), torch.tensor([[5], [9]]), torch.tensor([12, 7]))
+    with torch.no_grad():
+        torch.testing.assert_close(first, torch.stack([model(a)[0, -1], model(b)[0, -1]]), atol=1e-5, rtol=1e-5)
+        want_a = model(torch.cat([a, torch.tensor([[5]])], dim=1))[0, -1]
+        want_b = model(torch.cat([b, torch.tensor([[9]])], dim=1))[0, -1]
+    torch.testing.assert_close(nxt[:, -1], torch.stack([want_a, want_b]), atol=1e-5, rtol=1e-5)
 
 
 def test_seeded_sampling_does_not_depend_on_the_batch(model_and_tokenizer):
