@@ -1,7 +1,7 @@
 """Load on ``litllm serve``: N concurrent streaming clients against one server, continuous batching on.
 
 A server subprocess (``--max_batch 16``) serves a random-weight model (``--shape gpt-10m``: 6x384 with a
-2,048-token BPE; ``--shape 124m``: GPT-2 124M's blocks and 50,257-row head; context 512, fp32). At each concurrency N (1, 4, 16) N clients each send ``--requests`` streamed
+2,048-token BPE; ``--shape 124m``: GPT-2 124M's blocks and 50,257-row head; context 512; fp32 or ``--dtype``). At each concurrency N (1, 4, 16) N clients each send ``--requests`` streamed
 completions one after another (16-token prompt, ``--tokens`` new tokens, temperature 0, usage included).
 Reported per level: aggregate completion tokens/s over the level's wall time, its ratio to N = 1 (the
 requests one at a time: sequential serving), time to first token (p50, p95) and the gap between
@@ -10,7 +10,8 @@ e.g. half a UTF-8 character).
 
     python benchmarks/serve_load.py                      # 1, 4, 16 clients, 64 new tokens, 2 requests each
     python benchmarks/serve_load.py --tokens 32 --requests 1
-    python benchmarks/serve_load.py --shape 124m --tokens 32 --requests 1   # results/serve_load_124m.*
+    python benchmarks/serve_load.py --shape 124m --tokens 128 --requests 1 --clients 1 16   # results/serve_load_124m.*
+    python benchmarks/serve_load.py --shape 124m --dtype bfloat16 ...                      # serve_load_124m_bfloat16.*
 
 Writes benchmarks/results/serve_load.{json,md}.
 """
@@ -78,12 +79,12 @@ def make_model_dir(root: Path, shape: str) -> Path:
     return ModelDir(root / "model").save(model, tokenizer).path
 
 
-def start_server(model_dir: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
+def start_server(model_dir: Path, max_batch: int, dtype: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "litllm.cli", "serve", "--model_dir", str(model_dir), "--port", str(port)]
-    command += ["--max_batch", str(max_batch), "--log_level", "warning"]
+    command += ["--max_batch", str(max_batch), "--dtype", dtype, "--log_level", "warning"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -155,11 +156,17 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     parser.add_argument("--max_batch", type=int, default=16)
     parser.add_argument("--shape", choices=list(SHAPES), default="gpt-10m")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the server's --dtype (bfloat16 is fast only with bf16 units: GPUs, Intel AMX, AMD Zen 4+)",
+    )
     args = parser.parse_args()
 
     busy = busy_fraction()
     with tempfile.TemporaryDirectory() as tmp:
-        process, url = start_server(make_model_dir(Path(tmp), args.shape), args.max_batch)
+        process, url = start_server(make_model_dir(Path(tmp), args.shape), args.max_batch, args.dtype)
         try:
             rows = asyncio.run(run_levels(url, args.clients, args.requests, args.tokens))
             health = json.loads(urllib.request.urlopen(url + "/health").read())
@@ -172,7 +179,7 @@ def main() -> None:
 
     note = (
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"server with {torch.get_num_threads()} threads, fp32, {SHAPES[args.shape]}, {args.tokens} new tokens "
+        f"server with {torch.get_num_threads()} threads, {args.dtype}, {SHAPES[args.shape]}, {args.tokens} new tokens "
         f"per request, {args.requests} request(s) per client, --max_batch {args.max_batch} (largest batch "
         f"decoded: {health['largest_batch']}). "
         + (
@@ -198,6 +205,7 @@ def main() -> None:
     print(table)
     RESULTS.mkdir(exist_ok=True)
     stem = "serve_load" if args.shape == "gpt-10m" else f"serve_load_{args.shape}"
+    stem += "" if args.dtype == "float32" else f"_{args.dtype}"
     (RESULTS / f"{stem}.md").write_text(table + "\n")
     (RESULTS / f"{stem}.json").write_text(json.dumps({"rows": rows, "note": note, "busy": busy}, indent=2) + "\n")
 
