@@ -1,4 +1,4 @@
-"""``MeshStrategy``: FSDP2 over data-parallel groups times tensor or pipeline parallelism, on one device mesh.
+"""``MeshStrategy``: FSDP2 over data-parallel groups times tensor and pipeline parallelism, on one device mesh.
 
 The processes form a ``(data_parallel, tensor_parallel)`` grid (Lightning's ``ModelParallelStrategy``
 mesh). Global rank ``g`` sits at row ``g // tensor_parallel_size`` (its data-parallel rank) and column
@@ -8,10 +8,11 @@ the rows are data-parallel replicas, each sharding its copy with FSDP2 and readi
 the data. ``LLMModule.configure_model`` applies the tensor-parallel plan (``litllm.parallel.tensor``)
 on the ``tensor_parallel`` dimension, then FSDP2 on the ``data_parallel`` one.
 
-With ``pipeline_parallel_size`` P > 1 the mesh is ``(pipeline_parallel, data_parallel, tensor_parallel)``
-(tensor parallelism must then be 1): rank ``g`` holds stage ``g // (world / P)`` of the model
-(``litllm.parallel.pipeline``), the processes of one stage are data-parallel replicas sharding it with
-FSDP2, and the P processes with the same data-parallel rank form one pipeline, which reads one batch.
+With ``pipeline_parallel_size`` P > 1 the mesh is ``(pipeline_parallel, data_parallel, tensor_parallel)``:
+rank ``g`` holds stage ``g // (world / P)`` of the model (``litllm.parallel.pipeline``); within a stage
+the grid above applies (its blocks split over each tensor-parallel group, then sharded with FSDP2 over
+the data-parallel replicas), and the P processes with the same data-parallel and tensor-parallel
+coordinates form one pipeline. The processes of one tensor-parallel group of every stage read one batch.
 
 Unlike Lightning's defaults (one data-parallel rank per node), ``auto`` here means: every process
 not used by tensor or pipeline parallelism is data parallel. ``MeshStrategy()`` alone is plain FSDP2
@@ -67,16 +68,11 @@ def mesh_shape(
             f"{pipeline} does not fit the run's {world_size} process(es) (trainer.devices x trainer.num_nodes): "
             "their product must equal it ('auto' takes the quotient)"
         )
-    if pp > 1 and tp > 1:
-        raise ConfigError(
-            f"pipeline_parallel_size={pp} with tensor_parallel_size={tp} is not supported: "
-            "combine pipeline parallelism with data parallelism (FSDP2) only"
-        )
     return dp, tp
 
 
 class MeshStrategy(ModelParallelStrategy):
-    """Data parallelism (FSDP2) times tensor parallelism, or times pipeline parallelism, on one device mesh.
+    """Data parallelism (FSDP2) times tensor parallelism times pipeline parallelism, on one device mesh.
 
     Args:
         data_parallel_size: Number of data-parallel replicas, each reading its own batches; FSDP2 shards
@@ -86,7 +82,8 @@ class MeshStrategy(ModelParallelStrategy):
             or 1 when both are ``auto``.
         pipeline_parallel_size: Processes that each hold a consecutive part (a stage) of the model's blocks,
             the first with the embeddings, the last with the final norm, head and loss
-            (``litllm.parallel.pipeline``). 1: no pipeline. Not combined with tensor parallelism.
+            (``litllm.parallel.pipeline``). 1: no pipeline. With tensor parallelism, each stage's blocks are
+            split over its tensor-parallel group (3-D: data x tensor x pipeline).
         pipeline_schedule: ``gpipe`` (every micro-batch forward, then every one backward) or ``1f1b``
             (one forward, one backward in the steady state: at most P micro-batches of activations kept).
         pipeline_microbatches: Micro-batches each batch is cut into for the pipeline (they must divide the

@@ -8,6 +8,7 @@ Megatron-style, with ``torch.distributed.tensor.parallel.parallelize_module`` on
     mlp.gate, mlp.up    ColwiseParallel   (each process holds a slice of the hidden width)
     mlp.down            RowwiseParallel
 
+Under pipeline parallelism the same plan applies to each stage's blocks (3-D: data x tensor x pipeline).
 The residual stream, the norms, the embeddings and the head stay replicated: every process of a
 tensor-parallel group computes them in full on the same batch (there is no vocabulary-parallel head
 or sequence parallelism). Attention reads its head counts from the width of its qkv output
@@ -29,6 +30,7 @@ import torch
 from litllm.errors import ConfigError
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
+from litllm.parallel.pipeline import PipelineStageModule
 
 ROWS_ATTRIBUTE = "tensor_parallel_rows"
 """Set on a reordered qkv ``nn.Linear``: the order of its rows (``qkv_rows``), to undo on export."""
@@ -57,15 +59,19 @@ def qkv_rows(config: ModelConfig, tp: int) -> torch.Tensor:
     return torch.cat(parts, dim=1).reshape(-1)
 
 
-def parallelize(model: GPT, tp_mesh) -> None:
-    """Shard every block of ``model`` over the 1-D ``tp_mesh`` (in place). Call before FSDP."""
+def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
+    """Shard every block of ``model`` (a whole GPT or one pipeline stage) over the 1-D ``tp_mesh`` (in place).
+
+    Call before FSDP. A pipeline stage's blocks, and whichever of the embeddings, final norm and head it
+    holds, are treated as the whole model's.
+    """
     from torch.distributed.tensor import Shard
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
     tp = tp_mesh.size()
     if tp == 1:
         return
-    if not isinstance(model, GPT):
+    if not isinstance(model, (GPT, PipelineStageModule)):
         raise ConfigError(
             f"tensor parallelism (tensor_parallel_size={tp}) trains full models only: use model.method=full, "
             "or fsdp2 for LoRA/QLoRA"
@@ -81,7 +87,8 @@ def parallelize(model: GPT, tp_mesh) -> None:
     }
     if config.mlp == "swiglu":
         plan["mlp.gate"] = ColwiseParallel()
-    for block in model.blocks:
+    blocks = model.blocks.values() if isinstance(model.blocks, torch.nn.ModuleDict) else model.blocks
+    for block in blocks:
         replicate(block.norm_1, tp_mesh)
         replicate(block.norm_2, tp_mesh)
         if config.qk_norm:  # applied to this process's heads (dim 1): their gradients are summed over the group
@@ -97,7 +104,9 @@ def parallelize(model: GPT, tp_mesh) -> None:
     for name in ("wte", "wpe", "norm", "lm_head"):
         if getattr(model, name) is not None:
             replicate(getattr(model, name), tp_mesh)
-    if config.tie_embeddings:  # replicate() made a new parameter for wte: share it with the head again
+    # replicate() made a new parameter for wte: share it with the head again (a pipeline's last stage keeps
+    # its own copy of the tied matrix instead, see litllm.parallel.pipeline)
+    if config.tie_embeddings and model.wte is not None and model.lm_head is not None:
         model.lm_head.weight = model.wte.weight
 
 

@@ -39,7 +39,11 @@ def write_metrics(trainer: L.Trainer, metrics: dict[str, float]) -> None:
 
 
 class SpeedMonitor(Callback):
-    """Log tokens/s (all processes together), samples/s, MFU and peak memory every ``log_every_n_steps``.
+    """Log tokens/s (all processes together, and per device), samples/s, MFU and peak memory every ``log_every_n_steps``.
+
+    Tokens are counted once per data-parallel replica: the processes of a tensor- or pipeline-parallel
+    group work on the same batch. ``speed/tokens_per_sec_per_device`` is the global figure over the
+    world size, the number to compare between meshes and with one device.
 
     Args:
         peak_flops: Peak FLOP/s of one device for MFU. None: looked up for known GPUs, MFU skipped on CPU.
@@ -72,6 +76,7 @@ class SpeedMonitor(Callback):
         tokens_per_sec = self._tokens * replicas / elapsed
         metrics = {
             "speed/tokens_per_sec": tokens_per_sec,
+            "speed/tokens_per_sec_per_device": tokens_per_sec / trainer.world_size,
             "speed/samples_per_sec": self._samples * replicas / elapsed,
             "speed/peak_memory_gb": peak_memory_bytes(ids.device) / 1e9,
         }
@@ -301,11 +306,13 @@ def full_state_dict(model: torch.nn.Module, pipeline: Any = None) -> dict[str, t
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         from litllm.parallel.pipeline import gather_full_state
+        from litllm.parallel.tensor import canonical_qkv
 
         # Not cpu_offload: with it only global rank 0 would receive the gathered tensors, and the other
         # stages' first replicas must send theirs.
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
-        return gather_full_state({k: v.detach().cpu() for k, v in state.items()}, pipeline)
+        state = canonical_qkv(model, {k: v.detach().cpu() for k, v in state.items()})
+        return gather_full_state(state, pipeline)
     if any(hasattr(p, "full_tensor") for p in model.parameters()):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 
 from litllm.errors import ConfigError
-from litllm.train.distributed import shard
+from litllm.train.distributed import fsdp_mesh, shard
 from litllm.train.optim import full_value
 from litllm.train.optim import gradient_norm as optim_gradient_norm
 
@@ -41,12 +41,13 @@ class PipelineTraining:
         return True
 
     def pipeline_stage(self, model: torch.nn.Module, mesh) -> torch.nn.Module:
-        """This process's stage of ``model`` (``self.pipeline`` runs it), FSDP2-sharded over its replicas."""
+        """This process's stage of ``model`` (``self.pipeline`` runs it): its blocks split over the tensor-parallel
+        group (if any), then FSDP2-sharded over its data-parallel replicas."""
         from litllm.parallel.pipeline import build_pipeline
 
         model, self.pipeline = build_pipeline(model, mesh, self.trainer.strategy, self._device_for_build())
         bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
-        shard(model, mesh["data_parallel"], torch.bfloat16 if bf16 else None)
+        shard(model, fsdp_mesh(model, mesh, self.trainer.strategy), torch.bfloat16 if bf16 else None)
         return model
 
     def pipeline_training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pipeline", type=int, default=1, help="pipeline stages (MeshStrategy; replaces --strategy)")
     parser.add_argument("--pipeline_schedule", default="1f1b", choices=["gpipe", "1f1b"])
     parser.add_argument("--microbatches", type=int, default=None, help="pipeline micro-batches per batch")
+    parser.add_argument("--tensor", type=int, default=1, help="tensor-parallel size within each pipeline stage")
     parser.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step (of the global batch)")
     args = parser.parse_args(argv)
     register_strategies()
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.pipeline > 1:
         strategy = MeshStrategy(
             pipeline_parallel_size=args.pipeline,
+            tensor_parallel_size=args.tensor,
             pipeline_schedule=args.pipeline_schedule,
             pipeline_microbatches=args.microbatches,
         )

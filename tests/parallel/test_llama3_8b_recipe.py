@@ -1,5 +1,6 @@
-"""recipes/pretrain_llama3_8b.yaml, shrunk to a tiny width, on 2 CPU processes with its own strategy
-(MeshStrategy, tensor_parallel_size 2): the recipe's settings run as written but for size, device and data."""
+"""The Llama-3 8B recipes, shrunk to a tiny width, with their own strategies: recipes/pretrain_llama3_8b.yaml
+(MeshStrategy, tensor_parallel_size 2) on 2 CPU processes and recipes/pretrain_llama_8b_3d.yaml (pipeline 2 x
+tensor 2) on 4; the recipes' settings run as written but for size, device, data and micro-batches."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_llama3_8b_recipe_runs_shrunk_under_tp2(tmp_path, small_tokenizer, shakespeare_path):
-    recipe = yaml.safe_load((REPO / "recipes" / "pretrain_llama3_8b.yaml").read_text())
+@pytest.mark.parametrize(
+    ("name", "devices", "pipeline"), [("pretrain_llama3_8b", 2, 1), ("pretrain_llama_8b_3d", 4, 2)]
+)
+def test_llama3_8b_recipe_runs_shrunk(tmp_path, small_tokenizer, shakespeare_path, name, devices, pipeline):
+    recipe = yaml.safe_load((REPO / "recipes" / f"{name}.yaml").read_text())
     model = recipe["model"]["init_args"]
     model.update(
         arch_overrides={
@@ -46,7 +50,7 @@ def test_llama3_8b_recipe_runs_shrunk_under_tp2(tmp_path, small_tokenizer, shake
     )
     recipe["trainer"].update(
         accelerator="cpu",
-        devices=2,
+        devices=devices,
         num_nodes=1,
         precision="32-true",
         max_steps=4,
@@ -57,7 +61,13 @@ def test_llama3_8b_recipe_runs_shrunk_under_tp2(tmp_path, small_tokenizer, shake
         enable_progress_bar=False,
         default_root_dir=str(tmp_path / "run"),
     )
-    recipe["trainer"]["callbacks"][1]["init_args"]["max_new_tokens"] = 4
+    for callback in recipe["trainer"]["callbacks"]:
+        if callback["class_path"].endswith("SampleGeneration"):
+            callback["init_args"]["max_new_tokens"] = 4
+    strategy = recipe["trainer"]["strategy"]["init_args"]
+    assert strategy.get("pipeline_parallel_size", 1) == pipeline
+    if pipeline > 1:
+        strategy["pipeline_microbatches"] = 2  # of the shrunk batch of 2
     path = tmp_path / "llama3_8b_tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     with socket.socket() as s:
@@ -84,6 +94,13 @@ def test_llama3_8b_recipe_runs_shrunk_under_tp2(tmp_path, small_tokenizer, shake
         rows = list(csv.DictReader(f))
     assert len({r["step"] for r in rows if r.get("train/loss")}) == 4
     assert any(r.get("val/loss") for r in rows)
+    # one data-parallel replica: the processes share each batch, tokens are counted once
+    speed = [r for r in rows if r.get("speed/tokens_per_sec")]
+    per_device = [
+        float(r["speed/tokens_per_sec_per_device"]) * devices / float(r["speed/tokens_per_sec"]) for r in speed
+    ]
+    assert speed and per_device == pytest.approx([1.0] * len(speed))
     config = yaml.safe_load((run / "logs" / "version_0" / "config.yaml").read_text())
     assert config["trainer"]["strategy"]["init_args"]["tensor_parallel_size"] == 2
+    assert config["trainer"]["strategy"]["init_args"]["pipeline_parallel_size"] == pipeline
     assert config["model"]["init_args"]["activation_checkpointing"] is True

@@ -6,7 +6,8 @@ processes: 2 FSDP replicas of 2 tensor-parallel processes) match a one-process r
 model (biases, LayerNorm, learned positions) and a Llama-style one (RoPE, GQA, RMSNorm, SwiGLU, with
 per-head query/key norms as in OLMo-2 and Qwen3, whose gradients are summed over the heads' processes).
 So do pipelines of 2 stages over 4 blocks (GPipe and 1F1B schedules, a tied and an untied head, the
-validation loss, a resume from the sharded checkpoint) and 2 FSDP replicas of such a pipeline. Each
+validation loss, a resume from the sharded checkpoint), 2 FSDP replicas of such a pipeline, and a pipeline
+whose stages are each split over 2 tensor-parallel processes (3-D on 4 processes). Each
 run is its own Python process (``parallel_run.py``): Lightning's launcher re-executes the command line.
 """
 
@@ -232,3 +233,20 @@ def test_fsdp2_times_pp2_on_four_processes_matches_one_process(tmp, single_deep)
     same_norms(got["grad_norms"], single_deep["tiny-gpt2"]["grad_norms"])
     assert got["val_loss"] == pytest.approx(single_deep["tiny-gpt2"]["val_loss"], rel=1e-5)
     same_model_directory(tmp / "dp2-pp2" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
+
+
+def test_pp2_times_tp2_on_four_processes_matches_one_process(tmp, single_deep):
+    """3-D parallelism: 2 stages, each stage's blocks split over 2 tensor-parallel processes (tied head, biases);
+    the final model directory is gathered from both stages with the qkv rows put back in the model's order."""
+    args = ("--pipeline", "2", "--tensor", "2", "--devices", "4", *PIPELINE)
+    got = run(tmp, "pp2-tp2", *args)
+    same_losses(got["losses"], single_deep["tiny-gpt2"]["losses"])
+    same_norms(got["grad_norms"], single_deep["tiny-gpt2"]["grad_norms"])
+    assert got["val_loss"] == pytest.approx(single_deep["tiny-gpt2"]["val_loss"], rel=1e-5)
+    same_model_directory(tmp / "pp2-tp2" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
+    from lightning.fabric.utilities.load import _METADATA_FILENAME
+
+    ckpt = tmp / "pp2-tp2" / "checkpoints" / "last.ckpt"
+    assert len(list(ckpt.glob("*.distcp"))) == 4  # one file per process
+    metadata = torch.load(ckpt / _METADATA_FILENAME, weights_only=True)
+    assert (metadata["pipeline_parallel_size"], metadata["tensor_parallel_size"]) == (2, 2)

@@ -79,8 +79,10 @@ def test_mesh_sizes_with_a_pipeline():
     assert mesh_shape(8, 2, "auto", 4) == (2, 1)
     with pytest.raises(ConfigError, match="pipeline_parallel_size=2 does not fit the run's 3 process"):
         mesh_shape(3, "auto", "auto", 2)
-    with pytest.raises(ConfigError, match="with tensor_parallel_size=2 is not supported"):
-        mesh_shape(4, "auto", 2, 2)
+    assert mesh_shape(4, "auto", 2, 2) == (1, 2)  # 3-D: tensor parallelism within each stage
+    assert mesh_shape(8, "auto", 2, 2) == (2, 2)
+    with pytest.raises(ConfigError, match="tensor_parallel_size=4 x pipeline_parallel_size=2 does not fit the run's 4"):
+        mesh_shape(4, "auto", 4, 2)
     with pytest.raises(ConfigError, match="pipeline_parallel_size must be a positive integer"):
         mesh_shape(4, "auto", "auto", 0)
 

@@ -199,6 +199,7 @@ def test_speed_monitor_logs_tokens_mfu_and_memory(tmp_path):
     metrics = rows[-1]
     tokens_per_sec = float(metrics["speed/tokens_per_sec"])
     assert tokens_per_sec > 0 and float(metrics["speed/peak_memory_gb"]) > 0.05
+    assert float(metrics["speed/tokens_per_sec_per_device"]) == pytest.approx(tokens_per_sec)  # one device
     expected_mfu = module.config.flops_per_token(32) * tokens_per_sec / 1e12
     assert float(metrics["speed/mfu"]) == pytest.approx(expected_mfu, rel=1e-3)
 
