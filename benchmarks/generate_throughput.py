@@ -199,7 +199,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
             "figures to read.\n"
         )
     lines.append(
-        f"torch {meta['torch']}, torchao {meta['torchao']}, transformers {meta['transformers']}, "
+        f"torch {meta['torch']}, transformers {meta['transformers']}, "
         f"{meta['threads']} thread(s), greedy, "
         f"{PROMPT_TOKENS}-token prompt. "
         + (
@@ -210,7 +210,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
             "ratio higher); "
         )
         + f"median of {meta['repeats']} alternating rounds of the cached litllm variants and transformers, one run "
-        "without cache. int8: torchao's weight-only int8 Linear layers (eager PyTorch, no torch.compile). "
+        "without cache. int8: litllm's Int8Linear (int8 weights, one scale per row, PyTorch's "
+        "_weight_int8pack_mm kernel; eager, no torch.compile). "
         f"Each run waited up to {meta.get('max_wait', 20):g} s for the other processes to go quiet (busiest start: "
         f"{meta['max_busy_before_a_run']:.0%} "
         "of the CPU busy)."
@@ -228,7 +229,6 @@ def main() -> None:
     parser.add_argument("--max_wait", type=float, default=20.0, help="longest wait (s) for a quiet machine per run")
     parser.add_argument("--out", default=str(RESULTS / "generate_throughput"), help="path stem of the .json/.md")
     opts = parser.parse_args()
-    import torchao
     import transformers
 
     torch.set_num_threads(opts.threads)
@@ -242,7 +242,6 @@ def main() -> None:
     rows = [row for shape in shapes for row in bench_shape(*shape, repeats=opts.repeats, batches=batches)]
     meta = {
         "torch": torch.__version__,
-        "torchao": torchao.__version__,
         "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
         "repeats": opts.repeats,

@@ -24,7 +24,6 @@ NOT_ON_THE_NODE = [
     "matplotlib",
     "zstandard",
     "transformers",
-    "torchao",
     "fastapi",
     "uvicorn",
 ]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from litllm.errors import ConfigError
 from litllm.infer.evaluate import evaluate_tokens
 from litllm.infer.generate import generate
-from litllm.infer.quantize import linear_weight_bytes, quantize_model
+from litllm.infer.quantize import Int8Linear, linear_weight_bytes, quantize_model
 from litllm.infer.textgen import generate_main, load_for_inference
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
@@ -69,12 +69,31 @@ def test_int8_stores_a_quarter_of_the_linear_weights_and_keeps_the_rest():
     embedding = model.wte.weight.clone()
     quantize_model(model, "int8")
     # int8 data (a quarter of float32) plus one float32 scale per output row
-    rows = sum(m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
-    assert linear_weight_bytes(model) == before // 4 + 4 * rows
+    layers = [m for m in model.modules() if isinstance(m, Int8Linear)]
+    assert layers and not any(type(m) is torch.nn.Linear for m in model.modules())
+    assert linear_weight_bytes(model) == before // 4 + 4 * sum(m.out_features for m in layers)
     assert model.wte.weight.dtype == torch.float32 and torch.equal(model.wte.weight, embedding)
     assert quantize_model(model, None) is model
     with pytest.raises(ConfigError, match="int4"):
         quantize_model(model, "int4")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bias", [True, False])
+def test_int8_linear_is_the_dequantized_product_through_the_kernel(dtype, bias):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 40, bias=bias).to(dtype)
+    layer = Int8Linear(linear)
+    dequantized = layer.weight_int8.float() * layer.scale.float()[:, None]
+    # per row, rounding to 255 levels: within half a step (a row's largest value, clamped, within a step)
+    error = (dequantized - linear.weight.detach().float()).abs()
+    assert bool((error <= layer.scale.float()[:, None] * 0.51).all())
+    x = torch.randn(2, 5, 96, dtype=dtype)
+    expected = x.float() @ dequantized.t() + (linear.bias.float() if bias else 0)
+    out = layer(x)
+    assert out.shape == (2, 5, 40) and out.dtype == dtype
+    torch.testing.assert_close(out.float(), expected, rtol=2e-2 if dtype == torch.bfloat16 else 1e-5, atol=2e-2)
+    assert layer._kernel  # PyTorch's int8 kernel ran on this CPU (no fallback)
 
 
 def test_generate_verb_takes_dtype_and_quantize(trained_dir, capsys):
