@@ -24,11 +24,13 @@ ARGS = [
     "--disable-sync",
 ]
 
-# Counts how often the reply bubble's text changes while it is being written.
-COUNT_UPDATES = """() => {
-  window.updates = 0;
-  new MutationObserver(() => { window.updates += 1; })
-    .observe(document.getElementById("log"), {subtree: true, childList: true, characterData: true});
+# Records the reply bubble's text length each time the log changes while the reply is being written.
+RECORD_LENGTHS = """() => {
+  window.lengths = [];
+  new MutationObserver(() => {
+    const reply = document.querySelector(".msg.assistant");
+    if (reply) window.lengths.push(reply.textContent.length);
+  }).observe(document.getElementById("log"), {subtree: true, childList: true, characterData: true});
 }"""
 
 
@@ -55,15 +57,29 @@ def test_a_typed_message_gets_a_streamed_reply_and_reset_clears_the_conversation
     expect(page.locator("#model")).to_have_text("tiny-chat")  # the key was asked for and accepted
     page.fill("#temperature", "0")
     page.fill("#max_tokens", "24")
-    page.evaluate(COUNT_UPDATES)
+    page.evaluate(RECORD_LENGTHS)
+    # The tiny model writes 24 tokens in a few milliseconds, and chunks that arrive together are read (and
+    # drawn) together: a slow link (2 kB/s, a few hundred bytes per chunk) spreads them out, as a real model would.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": 2000, "uploadThroughput": -1},
+    )
 
     send(page, "Name a colour.")
-    expect(page.locator(".msg.assistant.done")).to_have_count(1)
+    expect(page.locator(".msg.assistant.done")).to_have_count(1, timeout=60_000)
     reply = page.locator(".msg.assistant").first.text_content()
     first = [{"role": "user", "content": "Name a colour."}]
     expected = stream_text(model, tokenizer, Alpaca().prompt(first), 24, 0.0, None, stop=Alpaca().stop)
     assert reply == expected and reply
-    assert page.evaluate("window.updates") > 3  # the text arrived in pieces, not at once
+    # the text arrived in pieces, not at once: the bubble showed a part of the reply before all of it
+    lengths = page.evaluate("window.lengths")
+    assert any(0 < n < len(reply) for n in lengths), lengths
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
 
     # the second turn is sent with the first one and its reply: the conversation is kept
     send(page, "Another one?")
