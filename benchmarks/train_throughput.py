@@ -6,6 +6,7 @@ hits both alike; the table reports the median tokens/s of each and their ratio.
 
     python benchmarks/train_throughput.py                 # tiny, ~10M and ~30M shapes, fp32 and bf16-mixed
     python benchmarks/train_throughput.py --shapes 30m    # one shape (results/train_throughput_30m.*)
+    python benchmarks/train_throughput.py --shapes 30m --precisions bf16-mixed   # its bf16 rows only (..._30m_bf16-mixed.*)
     python benchmarks/train_throughput.py --quick         # fewer steps, for a smoke test
 
 The ~30M shape (GPT-2's 50,257-token head on 6 x 384 blocks, context 256, batch 8) adds ``compile`` rows:
@@ -163,6 +164,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and one repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shapes", default=",".join(KEYS), help=f"comma-separated: {', '.join(KEYS)}")
+    parser.add_argument(
+        "--precisions",
+        default="32-true,bf16-mixed",
+        help="comma-separated: 32-true, bf16-mixed (each with its compile row where the shape has one)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(torch.get_num_threads())
@@ -183,7 +189,7 @@ def main() -> None:
             warmup = 10 if tiny else (3 if shape.get("compile") else 2)
             n_repeats = repeats + 2 if tiny and not args.quick else repeats
             variants = [
-                (p, c) for p in ("32-true", "bf16-mixed") for c in (False, True) if c <= shape.get("compile", False)
+                (p, c) for p in args.precisions.split(",") for c in (False, True) if c <= shape.get("compile", False)
             ]
             for precision, compile in variants:
                 if precision == "bf16-mixed" and not bf16:
@@ -216,6 +222,8 @@ def main() -> None:
         "fast_bf16": bf16,
     }
     stem = "train_throughput" if len(chosen) == len(SHAPES) else "train_throughput_" + args.shapes.replace(",", "_")
+    if args.precisions != "32-true,bf16-mixed":
+        stem += "_" + args.precisions.replace(",", "_")
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [
         "| shape | precision | plain PyTorch tok/s | litllm tok/s | litllm / plain |",

@@ -28,8 +28,9 @@ class PipelineTraining:
 
     pipeline_support: bool = False
     """Whether the stage trains under pipeline parallelism: it then defines ``pipeline_loss(logits, labels)``,
-    the mean loss of one micro-batch from the last stage's logits (``check_pipeline_support`` refuses a
-    pipeline for any other stage, so nothing else calls it)."""
+    the loss of one micro-batch from the last stage's logits: its mean over tokens for packed text, the sum
+    of its token losses for padded batches (``check_pipeline_support`` refuses a pipeline for any other
+    stage, so nothing else calls it)."""
     pipeline: Pipeline | None = None
     """This process's side of the pipeline under ``MeshStrategy(pipeline_parallel_size>1)``, else None."""
 
@@ -62,14 +63,24 @@ class PipelineTraining:
         if batch_idx % accumulate == 0:
             for optimizer in trainer.optimizers:
                 optimizer.zero_grad()
-        # Each micro-batch's mean loss, divided as the gradient of the whole batch's mean needs (every
-        # micro-batch of packed text holds as many tokens) and as Lightning divides under accumulation.
-        scale = 1.0 / (self.pipeline.microbatches * accumulate)
+        if self.padded_labels:
+            # Padded batches (finetuning): micro-batches hold different numbers of labelled tokens. Their
+            # summed token losses go backward, divided as Lightning divides under accumulation; the
+            # gradients are then divided by the step's tokens (normalize_by_tokens), as without a pipeline.
+            tokens = self.count_loss_tokens(batch["labels"])
+            scale = 1.0 / accumulate
+        else:
+            # Each micro-batch's mean loss, divided as the gradient of the whole batch's mean needs (every
+            # micro-batch of packed text holds as many tokens) and as Lightning divides under accumulation.
+            tokens = None
+            scale = 1.0 / (self.pipeline.microbatches * accumulate)
 
         def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             return self.pipeline_loss(logits, labels) * scale
 
         loss = self.pipeline.train_step(batch["input_ids"], batch["labels"], loss_fn) * accumulate
+        if tokens is not None:
+            loss = loss / tokens.clamp(min=1)  # the batch's mean token loss, for the log
         self.train_loss = loss
         if self.is_logging_step():
             self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
@@ -119,7 +130,7 @@ def check_pipeline_support(module: L.LightningModule, trainer: Any, batch_size: 
         return
     hp = module.hparams
     if not module.pipeline_support:
-        what = f"{type(module).__name__} (PretrainModule on packed text trains under a pipeline)"
+        what = f"{type(module).__name__} (PretrainModule and SFTModule train under a pipeline)"
     elif hp.method != "full":
         what = f"model.method={hp.method} (LoRA/QLoRA adapters): use model.method=full"
     elif hp.optimizer == "muon":
@@ -130,8 +141,6 @@ def check_pipeline_support(module: L.LightningModule, trainer: Any, batch_size: 
         what = "model.cpu_offload=true"
     elif str(trainer.precision) == "16-mixed":
         what = "precision 16-mixed (its loss scaling would run outside the pipeline's backward): use bf16-mixed"
-    elif module._trainer is not None and module.data_contract is not None and module.padded_labels:
-        what = "padded batches (finetuning data): pretrain on packed blocks of text"
     elif batch_size is not None and batch_size % trainer.strategy.pipeline_microbatches:
         what = (
             f"data.batch_size={batch_size} with pipeline_microbatches={trainer.strategy.pipeline_microbatches}: "

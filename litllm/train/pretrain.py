@@ -28,7 +28,8 @@ class PretrainModule(LLMModule):
     pipeline_support = True
 
     def pipeline_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return next_token_loss(logits, labels)
+        # packed text: the micro-batch's mean; padded batches: its summed token losses (see pipeline_training_step)
+        return summed_token_loss(logits, labels) if self.padded_labels else next_token_loss(logits, labels)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self.pipeline is not None:
@@ -74,5 +75,3 @@ class SFTModule(PretrainModule):
     Use with ``LLMDataModule(mode="sft")``, whose labels are -100 on prompts and padding, and with
     ``method`` ``full``, ``lora`` or ``qlora``.
     """
-
-    pipeline_support = False  # padded batches: their micro-batches hold different numbers of labelled tokens

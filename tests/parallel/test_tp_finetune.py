@@ -1,4 +1,6 @@
-"""Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes) give one process's losses.
+"""Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes), and full SFT under pipeline
+parallelism (pp2: padded batches whose micro-batches hold different numbers of labelled tokens), give one
+process's losses.
 
 LoRA and QLoRA refuse tensor parallelism in one line (``litllm.parallel.tensor``); full DPO's frozen
 reference is built and split like the policy (FSDP2 modules cannot be deep-copied)."""
@@ -32,7 +34,9 @@ def losses(root: Path, key: str = "train/loss") -> list[float]:
     return [float(r[key]) for r in rows if r.get(key)]
 
 
-def finetune(verb: str, recipe: str, init_from: Path, root: Path, cache: Path, devices: int) -> None:
+def finetune(
+    verb: str, recipe: str, init_from: Path, root: Path, cache: Path, devices: int, strategy: str = "tp2"
+) -> None:
     """One process in this one (as the other integration tests run), two as a subprocess (never DDP in pytest)."""
     args = ["finetune", verb, "--config", str(REPO / "recipes" / recipe), "--model.init_from", str(init_from)]
     args += ["--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--trainer.val_check_interval", "3"]
@@ -48,7 +52,7 @@ def finetune(verb: str, recipe: str, init_from: Path, root: Path, cache: Path, d
         port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "litllm.cli", *args, "--trainer.strategy", "tp2", "--trainer.devices", "2"]
+    command = [sys.executable, "-m", "litllm.cli", *args, "--trainer.strategy", strategy, "--trainer.devices", "2"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
 
@@ -71,3 +75,22 @@ def test_full_sft_and_full_dpo_under_tp2_match_one_process(tmp_path, small_token
     margin = "val/reward_margin"
     assert losses(tmp_path / "dpo2", margin) == pytest.approx(losses(tmp_path / "dpo1", margin), rel=1e-4, abs=1e-6)
     assert (tmp_path / "dpo2" / "final" / "model.safetensors").is_file()
+
+
+def test_full_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-llama", block_size=256, n_layer=2))  # one block per stage
+    base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
+    cache = tmp_path / "cache"
+    finetune("full", "sft_full_tiny.yaml", base, tmp_path / "sft1", cache, 1)
+    finetune("full", "sft_full_tiny.yaml", base, tmp_path / "sft-pp2", cache, 2, strategy="pp2")
+    one, two = losses(tmp_path / "sft1"), losses(tmp_path / "sft-pp2")
+    assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
+    norms = losses(tmp_path / "sft-pp2", "train/grad_norm")
+    assert norms == pytest.approx(losses(tmp_path / "sft1", "train/grad_norm"), rel=1e-4)
+    assert losses(tmp_path / "sft-pp2", "val/loss") == pytest.approx(losses(tmp_path / "sft1", "val/loss"), rel=1e-5)
+    a, b = (ModelDir(tmp_path / name / "final").load()[0].state_dict() for name in ("sft1", "sft-pp2"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert (tmp_path / "sft-pp2" / "final" / "template.json").is_file()
