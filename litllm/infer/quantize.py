@@ -10,8 +10,11 @@ The matrix product is PyTorch's own weight-only int8 kernel, ``torch.ops.aten._w
 (the one torchao's int8 layers reach through ``torch.compile`` on CPU): it reads the int8 weight and
 scales each output, without converting the weight to the activation dtype first. Why not torchao's
 layers in eager mode: they convert the whole weight at every call, which made int8 decoding 3x
-slower than float32 on CPU (``benchmarks/generate_throughput.py``). Where the kernel is missing for a
-device or dtype, the layer falls back to converting the weight (correct, not faster).
+slower than float32 on CPU (``benchmarks/generate_throughput.py``). The kernel is used on CPU for
+layers whose input width is a multiple of 16 (every preset's): with bfloat16 inputs of other widths it
+crashes the process on AVX512-BF16 CPUs (seen with widths 24, 40, 72, 100 and more than one row). Other
+layers and devices (the kernel is CPU-only in this PyTorch) convert the weight at every call: correct,
+memory-saving, not faster.
 """
 
 from __future__ import annotations
@@ -42,17 +45,14 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight_int8", levels.to(torch.int8))
         self.register_buffer("scale", scale)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
-        self._kernel = True  # until the kernel refuses this device or dtype
+        self._kernel = self.in_features % 16 == 0  # see the module documentation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features).contiguous()
         scale = self.scale.to(x.dtype)
         out = None
-        if self._kernel:
-            try:
-                out = torch.ops.aten._weight_int8pack_mm(flat, self.weight_int8, scale)
-            except (NotImplementedError, RuntimeError):
-                self._kernel = False
+        if self._kernel and x.device.type == "cpu":
+            out = torch.ops.aten._weight_int8pack_mm(flat, self.weight_int8, scale)
         if out is None:
             out = F.linear(flat, self.weight_int8.to(x.dtype)) * scale
         if self.bias is not None:

@@ -102,26 +102,32 @@ def stream_text(
     generator: torch.Generator | None = None,
     write: Callable[[str], object] | None = None,
     stay_in_context: bool = False,
+    make_room: bool = False,
 ) -> str:
     """Generate a continuation of ``prompt``, passing each new piece of text to ``write``; return it all.
 
     An empty prompt starts from the end-of-text token (a fresh document). With ``stay_in_context``
     (chat and answers, where a reply must see its whole prompt) the reply ends, with a warning, where
-    the model's context is full instead of sliding the window over the prompt.
+    the model's context is full instead of sliding the window over the prompt; with ``make_room`` as well,
+    a prompt that leaves fewer than ``max_new_tokens`` is first cropped from the left to leave them (at
+    least half the context stays prompt), as lm-eval's Hugging Face backend crops its contexts.
     """
     device = next(model.parameters()).device
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_id]
     block = model.config.block_size
     if stay_in_context and len(ids) + max_new_tokens > block:
-        keep = len(ids) if len(ids) < block else max(block - max_new_tokens, block // 2, 1)
+        fits = len(ids) < block and not make_room
+        keep = len(ids) if fits else min(len(ids), max(block - max_new_tokens, block // 2, 1))
         if keep < len(ids):
             warnings.warn(
-                f"prompt of {len(ids)} tokens does not fit the model's context of {block}: keeping the last {keep}",
+                f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceed the model's context of {block}: "
+                f"keeping the last {keep} prompt tokens",
                 stacklevel=2,
             )
             ids = ids[-keep:]
-        max_new_tokens = min(max_new_tokens, block - len(ids))
-        context_cut = max_new_tokens  # the reply is cut if it reaches this many tokens
+        room = block - len(ids)
+        context_cut = room if room < max_new_tokens else None  # the reply is cut if it reaches this many tokens
+        max_new_tokens = min(max_new_tokens, room)
     else:
         context_cut = None
     stream = TextStream(tokenizer, stop)

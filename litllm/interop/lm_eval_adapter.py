@@ -122,6 +122,7 @@ class LitLLMEvalModel(LM):
                 top_k=None,
                 stop=until,
                 stay_in_context=True,
+                make_room=True,
             )
             out.append(text)
         return out

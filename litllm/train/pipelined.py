@@ -22,6 +22,11 @@ from litllm.train.optim import gradient_norm as optim_gradient_norm
 if TYPE_CHECKING:
     from litllm.parallel.pipeline import Pipeline
 
+PAD_MULTIPLE = 64
+"""Padded batches go through a pipeline right-padded to a multiple of this many tokens: the schedule keeps
+a stage with receive buffers for every batch shape it meets, and finetuning batches are as long as their
+longest example, so without the rounding almost every length would add one."""
+
 
 class PipelineTraining:
     """Mixin of ``LLMModule``: its behaviour under a pipeline (``self.pipeline`` set by ``configure_model``)."""
@@ -78,13 +83,28 @@ class PipelineTraining:
         def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             return self.pipeline_loss(logits, labels) * scale
 
-        loss = self.pipeline.train_step(batch["input_ids"], batch["labels"], loss_fn) * accumulate
+        input_ids, labels = self.pipeline_batch(batch)
+        loss = self.pipeline.train_step(input_ids, labels, loss_fn) * accumulate
         if tokens is not None:
             loss = loss / tokens.clamp(min=1)  # the batch's mean token loss, for the log
         self.train_loss = loss
         if self.is_logging_step():
             self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
+
+    def pipeline_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's token ids and labels for the pipeline: padded batches right-padded (ids 0, labels -100)
+        to a multiple of ``PAD_MULTIPLE`` within the context. Causal attention keeps the real positions'
+        outputs exact, and the padding carries no loss."""
+        input_ids, labels = batch["input_ids"], batch["labels"]
+        if not self.padded_labels:
+            return input_ids, labels  # packed blocks: one shape
+        length = input_ids.size(1)
+        width = min(-(-length // PAD_MULTIPLE) * PAD_MULTIPLE, max(self.config.block_size, length))
+        if width == length:
+            return input_ids, labels
+        pad = (0, width - length)
+        return torch.nn.functional.pad(input_ids, pad, value=0), torch.nn.functional.pad(labels, pad, value=-100)
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         if self.pipeline is None:  # under a pipeline, the schedule ran the backward pass in training_step

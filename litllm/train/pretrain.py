@@ -59,7 +59,7 @@ class PretrainModule(LLMModule):
         if self.pipeline is not None:
             # The summed token losses of the micro-batches, handed from the last stage to every stage, so
             # that every process updates the metric (and logs val/loss) alike.
-            loss_sum = self.pipeline.eval_step(batch["input_ids"], labels, summed_token_loss)
+            loss_sum = self.pipeline.eval_step(*self.pipeline_batch(batch), summed_token_loss)
             self.val_loss.update(loss_sum / tokens.clamp(min=1), weight=tokens)
             return
         loss = next_token_loss(self.model(batch["input_ids"]), labels)

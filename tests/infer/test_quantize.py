@@ -93,7 +93,18 @@ def test_int8_linear_is_the_dequantized_product_through_the_kernel(dtype, bias):
     out = layer(x)
     assert out.shape == (2, 5, 40) and out.dtype == dtype
     torch.testing.assert_close(out.float(), expected, rtol=2e-2 if dtype == torch.bfloat16 else 1e-5, atol=2e-2)
-    assert layer._kernel  # PyTorch's int8 kernel ran on this CPU (no fallback)
+    assert layer._kernel  # a width that is a multiple of 16: PyTorch's int8 kernel
+
+
+@pytest.mark.parametrize("width", [40, 100])
+def test_int8_linear_of_other_widths_converts_the_weight_instead(width):
+    # the kernel crashes the process on such widths with bf16 inputs of several rows (AVX512-BF16 CPUs)
+    torch.manual_seed(0)
+    layer = Int8Linear(torch.nn.Linear(width, 13).to(torch.bfloat16))
+    assert not layer._kernel
+    x = torch.randn(1, 4, width, dtype=torch.bfloat16)
+    expected = x.float() @ (layer.weight_int8.float() * layer.scale.float()[:, None]).t() + layer.bias.float()
+    torch.testing.assert_close(layer(x).float(), expected, rtol=2e-2, atol=2e-2)
 
 
 def test_generate_verb_takes_dtype_and_quantize(trained_dir, capsys):

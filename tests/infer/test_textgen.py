@@ -115,3 +115,19 @@ def test_sampling_arguments_are_checked(flag, value, message):
     setattr(opts, flag, value)
     with pytest.raises(ConfigError, match=message):
         sampling_kwargs(opts)
+
+
+def test_make_room_crops_the_prompt_to_leave_the_reply_its_tokens(small_tokenizer):
+    # lm-eval's way: the context gives up its oldest tokens so that max_gen_toks fit
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=48)).eval()
+    prompt = "ROMEO: But soft, what light through yonder window breaks? It is the east"
+    ids = small_tokenizer.encode(prompt)
+    with pytest.warns(
+        UserWarning, match=f"prompt of {len(ids)} tokens \\+ 20 new tokens exceed .* keeping the last 28"
+    ):
+        text = stream_text(
+            model, small_tokenizer, prompt, max_new_tokens=20, temperature=0, stay_in_context=True, make_room=True
+        )
+    expected = generate(model, torch.tensor([ids[-28:]]), 20, temperature=0)[0, 28:].tolist()
+    assert text == small_tokenizer.decode(expected)

@@ -157,3 +157,21 @@ def test_dpo_and_odd_micro_batches_are_refused_in_one_line():
         check_pipeline_support(PretrainModule(arch="tiny-gpt2"), trainer, batch_size=3)
     # Without a pipeline nothing is checked.
     check_pipeline_support(SFTModule(arch="tiny-gpt2"), SimpleNamespace(strategy=MeshStrategy(), precision="16-mixed"))
+
+
+def test_padded_batches_reach_the_pipeline_in_few_shapes():
+    # The schedule keeps a stage (with receive buffers) per batch shape: finetuning batches, as long as
+    # their longest example, are rounded up to a multiple of PAD_MULTIPLE within the context.
+    from litllm.train import SFTModule
+    from litllm.train.pipelined import PAD_MULTIPLE
+
+    module = SFTModule(arch="tiny-gpt2", arch_overrides={"block_size": 100})  # no data contract: padded
+    assert module.padded_labels
+    shapes = set()
+    for length in range(1, 101):
+        ids, labels = torch.ones(2, length, dtype=torch.long), torch.ones(2, length, dtype=torch.long)
+        padded_ids, padded_labels = module.pipeline_batch({"input_ids": ids, "labels": labels})
+        assert torch.equal(padded_ids[:, :length], ids) and bool((padded_ids[:, length:] == 0).all())
+        assert torch.equal(padded_labels[:, :length], labels) and bool((padded_labels[:, length:] == -100).all())
+        shapes.add(padded_ids.size(1))
+    assert shapes == {PAD_MULTIPLE, 100}  # 1-64 -> 64; 65-100 -> the context, not 128
