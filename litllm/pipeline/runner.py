@@ -54,10 +54,21 @@ def _has_checkpoint(directory: Path) -> bool:
     return any((directory / "checkpoints" / name).is_file() for name in ("last.ckpt", "interrupted.ckpt"))
 
 
-class StageProcess:
-    """Runs one ``litllm`` command in its own process group and passes Ctrl-C / SIGTERM on to it once."""
+# Passed on to the running stage: Ctrl-C, SIGTERM, and SLURM's requeue signal (``#SBATCH --signal=SIGUSR1@90``
+# under ``srun litllm run``), which the stage turns into a checkpoint and ``scontrol requeue``; without a
+# handler here SIGUSR1 would end ``litllm run`` itself.
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
-    def __init__(self) -> None:
+
+class StageProcess:
+    """Runs one ``litllm`` command in its own process group and passes each signal of ``FORWARDED`` on to it once.
+
+    Args:
+        program: The command line the stage's arguments follow (default: this Python's ``-m litllm``).
+    """
+
+    def __init__(self, program: list[str] | None = None) -> None:
+        self.program = program or [sys.executable, "-m", "litllm"]
         self.child: subprocess.Popen | None = None
         self.stopped_by: int | None = None
 
@@ -67,13 +78,13 @@ class StageProcess:
             self.child.send_signal(signum)
 
     def run(self, command: list[str]) -> int:
-        handlers = {s: signal.signal(s, self._forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        handlers = {s: signal.signal(s, self._forward) for s in FORWARDED}
         try:
             # Its own session: a terminal's Ctrl-C reaches only `litllm run`, which forwards it exactly once
             # (two interrupts could stop the stage in the middle of writing its checkpoint).
             # A killed `litllm run` takes its stage with it (SIGTERM: a training stage still checkpoints).
             self.child = subprocess.Popen(
-                [sys.executable, "-m", "litllm", *command],
+                [*self.program, *command],
                 start_new_session=True,
                 preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),
             )
