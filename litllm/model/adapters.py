@@ -18,6 +18,8 @@ from litllm.errors import ConfigError
 from litllm.model.gpt import GPT
 
 LORA_TARGETS = ("qkv", "proj", "gate", "up", "down", "lm_head")
+DEFAULT_LORA_TARGETS = ("qkv", "proj")
+"""The layers LoRA adapts when a recipe names none (``model.lora_targets``)."""
 """Linear layers LoRA can target: attention (qkv, proj), MLP (gate, up, down) and the output head."""
 
 

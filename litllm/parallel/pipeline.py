@@ -113,7 +113,8 @@ class PipelineStageModule(nn.Module):
         self.lm_head = model.lm_head if is_last else None
         self.tied_head = bool(is_last and not is_first and model.config.tie_embeddings)
         if self.tied_head:  # this stage's own copy of the embedding matrix (see the module documentation)
-            self.lm_head.weight = nn.Parameter(model.wte.weight.detach().clone())
+            tied = model.wte.weight
+            self.lm_head.weight = nn.Parameter(tied.detach().clone(), requires_grad=tied.requires_grad)
         if model.config.position == "rope":
             self.register_buffer("rope_cos", model.rope_cos, persistent=False)
             self.register_buffer("rope_sin", model.rope_sin, persistent=False)
@@ -275,6 +276,9 @@ class Pipeline:
 
 def build_pipeline(model: GPT, mesh, strategy, device: torch.device) -> tuple[PipelineStageModule, Pipeline]:
     """Cut ``model`` as ``strategy`` (a ``MeshStrategy``) says and keep this process's stage of ``mesh``'s pipeline.
+
+    ``model`` may carry LoRA adapters (peft's layers inside its blocks: pass the GPT peft wraps); the stage
+    keeps them under the same names, frozen and trainable parameters alike.
 
     Returns the stage module (not yet sharded) and the ``Pipeline`` that runs it. Collective: every process
     calls it (the tied-head groups are made on every process).

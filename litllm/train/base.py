@@ -200,10 +200,10 @@ class LLMModule(PipelineTraining, optim.OneGradientNorm, L.LightningModule):
         if hp.activation_checkpointing:
             recompute_block_activations(model)
         if hp.method != "full":
-            from litllm.model.adapters import adapt
+            from litllm.model.adapters import DEFAULT_LORA_TARGETS, adapt
 
             bf16 = self._trainer is not None and "bf16" in str(self.trainer.precision)
-            targets = hp.lora_targets or ["qkv", "proj"]
+            targets = hp.lora_targets or list(DEFAULT_LORA_TARGETS)
             model = adapt(model, hp.method, hp.lora_r, hp.lora_alpha, hp.lora_dropout, targets, hp.quant_type, bf16)
         if pipelined:
             model = self.pipeline_stage(model, mesh)

@@ -272,9 +272,15 @@ class ModelExport(Callback):
         out = ModelDir(self.dirpath or Path(trainer.default_root_dir) / "final")
         tokenizer, template = getattr(pl_module, "tokenizer", None), getattr(pl_module, "template", None)
         peft_model = getattr(pl_module, "peft_model", None)
+        pipeline = getattr(pl_module, "pipeline", None)
         if peft_model is not None:
             if trainer.is_global_zero:
                 self._export_adapter(pl_module, peft_model, out, tokenizer, template)
+        elif pipeline is not None and pl_module.hparams.method != "full":
+            # LoRA under a pipeline: every stage's weights (adapters included) gathered on rank 0 (collective)
+            state = full_state_dict(pl_module.backbone, pipeline)
+            if trainer.is_global_zero:
+                self._export_adapter(pl_module, pl_module.adapted_model(state), out, tokenizer, template)
         else:
             # Collective under FSDP and pipelines: every rank takes part.
             state = full_state_dict(pl_module.backbone, getattr(pl_module, "pipeline", None))

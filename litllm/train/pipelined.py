@@ -51,7 +51,8 @@ class PipelineTraining:
         group (if any), then FSDP2-sharded over its data-parallel replicas."""
         from litllm.parallel.pipeline import build_pipeline
 
-        model, self.pipeline = build_pipeline(model, mesh, self.trainer.strategy, self._device_for_build())
+        gpt = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA: the adapted GPT
+        model, self.pipeline = build_pipeline(gpt, mesh, self.trainer.strategy, self._device_for_build())
         bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
         shard(model, fsdp_mesh(model, mesh, self.trainer.strategy), torch.bfloat16 if bf16 else None)
         return model
@@ -106,6 +107,18 @@ class PipelineTraining:
         pad = (0, width - length)
         return torch.nn.functional.pad(input_ids, pad, value=0), torch.nn.functional.pad(labels, pad, value=-100)
 
+    def adapted_model(self, state: dict[str, torch.Tensor]):
+        """A fresh LoRA model (the starting model adapted as ``configure_model`` adapts it) holding ``state``,
+        the weights a pipeline gathered from its stages, adapters included: the adapter and the merged model
+        are exported from it as without a pipeline."""
+        from litllm.model.adapters import DEFAULT_LORA_TARGETS, adapt
+
+        hp = self.hparams
+        targets = hp.lora_targets or list(DEFAULT_LORA_TARGETS)
+        model = adapt(self.base_model(), hp.method, hp.lora_r, hp.lora_alpha, hp.lora_dropout, targets)
+        model.get_base_model().load_state_dict(state)
+        return model
+
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         if self.pipeline is None:  # under a pipeline, the schedule ran the backward pass in training_step
             super().backward(loss, *args, **kwargs)
@@ -151,8 +164,8 @@ def check_pipeline_support(module: L.LightningModule, trainer: Any, batch_size: 
     hp = module.hparams
     if not module.pipeline_support:
         what = f"{type(module).__name__} (PretrainModule and SFTModule train under a pipeline)"
-    elif hp.method != "full":
-        what = f"model.method={hp.method} (LoRA/QLoRA adapters): use model.method=full"
+    elif hp.method == "qlora":
+        what = "model.method=qlora (a 4-bit base): use model.method=lora or full"
     elif hp.optimizer == "muon":
         what = "model.optimizer=muon: use adamw"
     elif hp.compile:

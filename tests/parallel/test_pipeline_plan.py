@@ -126,7 +126,6 @@ def test_short_pipeline_names_are_registered():
 @pytest.mark.parametrize(
     ("module_args", "precision", "message"),
     [
-        ({"method": "lora"}, "32-true", "does not support model.method=lora"),
         ({"optimizer": "muon"}, "32-true", "does not support model.optimizer=muon: use adamw"),
         ({"compile": True}, "32-true", "does not support model.compile=true"),
         ({}, "16-mixed", "does not support precision 16-mixed"),
@@ -141,6 +140,18 @@ def test_what_a_pipeline_does_not_train_is_refused_in_one_line(module_args, prec
     trainer = SimpleNamespace(strategy=strategy, precision=precision)
     with pytest.raises(ConfigError, match=f"pipeline parallelism \\(pipeline_parallel_size=2\\) {message}"):
         check_pipeline_support(PretrainModule(arch="tiny-gpt2", **module_args), trainer)
+
+
+def test_qlora_is_refused_and_lora_taken():
+    from litllm.train import SFTModule
+    from litllm.train.pipelined import check_pipeline_support
+
+    trainer = SimpleNamespace(strategy=MeshStrategy(pipeline_parallel_size=2), precision="32-true")
+    module = SFTModule(arch="tiny-gpt2", method="lora")
+    check_pipeline_support(module, trainer, batch_size=4)
+    module.hparams.method = "qlora"  # (a QLoRA module needs a model directory to start from; the check reads this)
+    with pytest.raises(ConfigError, match="does not support model.method=qlora \\(a 4-bit base\\)"):
+        check_pipeline_support(module, trainer)
 
 
 def test_dpo_and_odd_micro_batches_are_refused_in_one_line():

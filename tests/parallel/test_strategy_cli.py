@@ -93,8 +93,8 @@ def test_fit_with_fsdp2_on_two_cpu_processes(tmp_path):
     ("flags", "message"),
     [
         (
-            ["--trainer.devices", "2", "--model.init_args.method", "lora"],
-            "pipeline parallelism (pipeline_parallel_size=2) does not support model.method=lora",
+            ["--trainer.devices", "2", "--model.init_args.optimizer", "muon"],
+            "pipeline parallelism (pipeline_parallel_size=2) does not support model.optimizer=muon",
         ),
         (
             ["--trainer.devices", "3"],

@@ -1,4 +1,4 @@
-"""Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes), and full SFT under pipeline
+"""Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes), and full and LoRA SFT under pipeline
 parallelism (pp2: padded batches whose micro-batches hold different numbers of labelled tokens), give one
 process's losses.
 
@@ -35,7 +35,14 @@ def losses(root: Path, key: str = "train/loss") -> list[float]:
 
 
 def finetune(
-    verb: str, recipe: str, init_from: Path, root: Path, cache: Path, devices: int, strategy: str = "tp2"
+    verb: str,
+    recipe: str,
+    init_from: Path,
+    root: Path,
+    cache: Path,
+    devices: int,
+    strategy: str = "tp2",
+    extra: tuple[str, ...] = (),
 ) -> None:
     """One process in this one (as the other integration tests run), two as a subprocess (never DDP in pytest)."""
     args = ["finetune", verb, "--config", str(REPO / "recipes" / recipe), "--model.init_from", str(init_from)]
@@ -44,6 +51,7 @@ def finetune(
     args += ["false", "--trainer.default_root_dir", str(root), "--data.cache_dir", str(cache), "--data.batch_size", "4"]
     if verb == "dpo":
         args += ["--model.method", "full"]
+    args += list(extra)
     if devices == 1:
         main(args)
         return
@@ -94,3 +102,31 @@ def test_full_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
     assert (tmp_path / "sft-pp2" / "final" / "template.json").is_file()
+
+
+def test_lora_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):
+    """Adapters inside both stages of a GPT-2-style model (biases, a tied head whose copy stays frozen); the
+    adapter directory and the merged model are exported from the weights gathered from both stages."""
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256, n_layer=2, n_embd=64, n_head=4))
+    base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
+    cache, extra = tmp_path / "cache", ("--model.lora_dropout", "0.0")
+    finetune("lora", "sft_lora_tiny.yaml", base, tmp_path / "lora1", cache, 1, extra=extra)
+    finetune("lora", "sft_lora_tiny.yaml", base, tmp_path / "lora-pp2", cache, 2, strategy="pp2", extra=extra)
+    one, two = losses(tmp_path / "lora1"), losses(tmp_path / "lora-pp2")
+    assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
+    assert losses(tmp_path / "lora-pp2", "val/loss") == pytest.approx(losses(tmp_path / "lora1", "val/loss"), rel=1e-5)
+    a, b = (load_file(tmp_path / name / "adapter" / "adapter_model.safetensors") for name in ("lora1", "lora-pp2"))
+    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6, msg=key)
+    a, b = (ModelDir(tmp_path / name / "final").load()[0].state_dict() for name in ("lora1", "lora-pp2"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    # the adapters trained in both stages: the merged projections moved away from the base
+    start = model.state_dict()
+    for key in ("blocks.0.attn.qkv.weight", "blocks.1.mlp.down.weight"):
+        assert float((b[key] - start[key]).abs().max()) > 1e-4, key
