@@ -239,6 +239,16 @@ class Pipeline:
         losses = self._run(self._runner(False, tuple(input_ids.shape), n), input_ids, labels, train=False)
         return self.from_last_stage(torch.stack([x.detach() for x in losses]).sum() if self.is_last else None)
 
+    def logits(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """The logits of ``input_ids`` (the same on every stage) on the last stage (None elsewhere), forward only,
+        as one micro-batch: for sampling, whose batches keep one shape (so one schedule serves every step)."""
+        self._loss_fn = lambda output, target: output.new_zeros(())  # eval computes a loss; none is wanted
+        runner = self._runner(False, tuple(input_ids.shape), 1)
+        args = (input_ids,) if self.is_first else ()
+        kwargs = {"target": torch.zeros_like(input_ids)} if self.is_last else {}
+        out = runner.eval(*args, return_outputs=True, **kwargs)
+        return out if self.is_last else None
+
     def from_last_stage(self, value: torch.Tensor | None) -> torch.Tensor:
         """The last stage's float32 scalar ``value``, broadcast to every stage of the pipeline."""
         out = value.float().reshape(()) if value is not None else torch.zeros((), device=self.device)

@@ -130,7 +130,6 @@ class SampleGeneration(Callback):
     ) -> None:
         self.prompt, self.max_new_tokens = prompt, max_new_tokens
         self.temperature, self.top_k = temperature, top_k
-        self._said_pipeline = False
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.max_new_tokens <= 0:
@@ -139,17 +138,14 @@ class SampleGeneration(Callback):
         if tokenizer is None:
             return
         if getattr(pl_module, "pipeline", None) is not None:
-            # Generating would run the whole model once per token; each process holds only its stage.
-            if trainer.is_global_zero and not self._said_pipeline:
-                pl_module.print("(no sample after validation under pipeline parallelism)")
-                self._said_pipeline = True
-            return
-        # Under FSDP every forward pass gathers the shards from all processes, so every rank generates
-        # (the same tokens, for the same number of steps); otherwise rank 0 alone.
-        sharded = any(hasattr(p, "full_tensor") for p in pl_module.backbone.parameters())
-        if not (trainer.is_global_zero or sharded):
-            return
-        text = self.sample(pl_module, tokenizer, fixed_length=sharded)
+            text = self.sample_through_pipeline(pl_module, tokenizer)  # every process takes part
+        else:
+            # Under FSDP every forward pass gathers the shards from all processes, so every rank generates
+            # (the same tokens, for the same number of steps); otherwise rank 0 alone.
+            sharded = any(hasattr(p, "full_tensor") for p in pl_module.backbone.parameters())
+            if not (trainer.is_global_zero or sharded):
+                return
+            text = self.sample(pl_module, tokenizer, fixed_length=sharded)
         if not trainer.is_global_zero:
             return
         if getattr(pl_module, "template", None) is not None:
@@ -160,6 +156,47 @@ class SampleGeneration(Callback):
         with open(out, "a", encoding="utf-8") as f:
             f.write(f"--- step {trainer.global_step} ---\n{self.prompt}{text}\n")
 
+    def prompt_ids(self, pl_module: L.LightningModule, tokenizer) -> list[int]:
+        """The sample's prompt as token ids (through the chat template when the module has one)."""
+        template = getattr(pl_module, "template", None)
+        text = template.prompt([{"role": "user", "content": self.prompt}]) if template is not None else self.prompt
+        return tokenizer.encode(text) if text else [tokenizer.eot_id]
+
+    def sample_through_pipeline(self, pl_module: L.LightningModule, tokenizer) -> str:
+        """``sample`` under pipeline parallelism: each new token is one forward pass of the whole context through
+        the stages (no key/value cache: a stage holds a part of the model), sampled on the last stage and
+        sent to every stage. Collective: every process runs it, for ``max_new_tokens`` steps."""
+        from litllm.infer.generate import sample_next
+
+        pipeline, device = pl_module.pipeline, pl_module.device
+        ids, new = self.prompt_ids(pl_module, tokenizer), []
+        block = pl_module.config.block_size
+        generator = torch.Generator(device=device).manual_seed(1234)
+        was_training = pipeline.module.training
+        pipeline.module.eval()
+        try:
+            with torch.no_grad():
+                for _ in range(self.max_new_tokens):
+                    context = (ids + new)[-block:]
+                    x = torch.zeros(1, block, dtype=torch.long, device=device)  # one shape: one schedule
+                    x[0, : len(context)] = torch.tensor(context, device=device)
+                    logits = pipeline.logits(x)
+                    token = None
+                    if logits is not None:
+                        row = logits[:, len(context) - 1].float()
+                        finite = bool(torch.isfinite(row).all())
+                        token = sample_next(row, self.temperature, self.top_k, None, generator) if finite else None
+                        token = token.reshape(()) if token is not None else torch.tensor(-1)
+                    token = int(pipeline.from_last_stage(token))
+                    if token < 0:
+                        return "(no sample: the model's output probabilities are not finite)"
+                    new.append(token)
+        finally:
+            pipeline.module.train(was_training)
+        if tokenizer.eot_id in new:
+            new = new[: new.index(tokenizer.eot_id)]
+        return tokenizer.decode(new, skip_special_tokens=True)
+
     def sample(self, pl_module: L.LightningModule, tokenizer, fixed_length: bool = False) -> str:
         """Generate from the module's backbone; the text ends before the first end-of-text token.
 
@@ -169,9 +206,7 @@ class SampleGeneration(Callback):
         from litllm.infer.generate import generate
 
         model = pl_module.backbone
-        template = getattr(pl_module, "template", None)
-        text = template.prompt([{"role": "user", "content": self.prompt}]) if template is not None else self.prompt
-        ids = tokenizer.encode(text) if text else [tokenizer.eot_id]
+        ids = self.prompt_ids(pl_module, tokenizer)
         prompt = torch.tensor([ids], dtype=torch.long, device=pl_module.device)
         generator = torch.Generator(device=pl_module.device).manual_seed(1234)
         was_training = model.training

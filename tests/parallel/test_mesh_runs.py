@@ -216,6 +216,9 @@ def test_pp2_1f1b_llama_style_matches_one_process(tmp, single_deep):
     args = ("--pipeline", "2", "--pipeline_schedule", "1f1b", "--devices", "2", "--arch", "tiny-llama", *PIPELINE)
     got = run(tmp, "pp2-1f1b", *args, "--activation_checkpointing")
     same_losses(got["losses"], reference["losses"])
+    # The end-of-validation sample: each of its 64 tokens one forward pass of the context through both stages.
+    sample = (tmp / "pp2-1f1b" / "samples.txt").read_text()
+    assert sample == (tmp / "single-deep-tiny-llama" / "samples.txt").read_text() and len(sample) > 40
     same_norms(got["grad_norms"], reference["grad_norms"])
     assert got["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
     same_model_directory(tmp / "pp2-1f1b" / "final", tmp / "single-deep-tiny-llama" / "final", "tiny-llama")
@@ -241,6 +244,8 @@ def test_pp2_times_tp2_on_four_processes_matches_one_process(tmp, single_deep):
     args = ("--pipeline", "2", "--tensor", "2", "--devices", "4", *PIPELINE)
     got = run(tmp, "pp2-tp2", *args)
     same_losses(got["losses"], single_deep["tiny-gpt2"]["losses"])
+    sample = (tmp / "pp2-tp2" / "samples.txt").read_text()
+    assert sample == (tmp / "single-deep-tiny-gpt2" / "samples.txt").read_text() and len(sample) > 40
     same_norms(got["grad_norms"], single_deep["tiny-gpt2"]["grad_norms"])
     assert got["val_loss"] == pytest.approx(single_deep["tiny-gpt2"]["val_loss"], rel=1e-5)
     same_model_directory(tmp / "pp2-tp2" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
