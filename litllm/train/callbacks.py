@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from litllm.data.sampler import data_parallel_split
 from litllm.model.model_dir import ModelDir
+from litllm.train.distributed import full_state_dict
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -334,34 +335,6 @@ class ModelExport(Callback):
         merged = merge_lora(peft_model, base=base)
         out.save(merged, tokenizer, template)
         pl_module.print(f"Adapter written to {adapter_dir}")
-
-
-def full_state_dict(model: torch.nn.Module, pipeline: Any = None) -> dict[str, torch.Tensor]:
-    """The full (unsharded) state dict on CPU, gathering FSDP2 and tensor-parallel shards (DTensors).
-
-    Under tensor parallelism the fused qkv rows are put back in the model's own order (``canonical_qkv``).
-    With a ``pipeline`` (``litllm.parallel.pipeline.Pipeline``; ``model`` is then its stage), every stage's
-    weights are gathered on global rank 0, under the whole model's names; the other ranks get an empty dict.
-    """
-    if pipeline is not None:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        from litllm.parallel.pipeline import gather_full_state
-        from litllm.parallel.tensor import canonical_qkv
-
-        # Not cpu_offload: with it only global rank 0 would receive the gathered tensors, and the other
-        # stages' first replicas must send theirs.
-        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
-        state = canonical_qkv(model, {k: v.detach().cpu() for k, v in state.items()})
-        return gather_full_state(state, pipeline)
-    if any(hasattr(p, "full_tensor") for p in model.parameters()):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        from litllm.parallel.tensor import canonical_qkv
-
-        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return canonical_qkv(model, state)
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def default_callbacks() -> list[Callback]:

@@ -10,6 +10,8 @@ Lightning's own ``ModelParallelStrategy`` every process is a data-parallel FSDP 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from litllm.model.gpt import GPT
@@ -116,3 +118,31 @@ def check_training_loaders(trainer) -> None:
         problem = check_data_split(loader, data_parallel_split(trainer)[1])
         if problem is not None:
             raise ConfigError(problem)
+
+
+def full_state_dict(model: torch.nn.Module, pipeline: Any = None) -> dict[str, torch.Tensor]:
+    """The full (unsharded) state dict on CPU, gathering FSDP2 and tensor-parallel shards (DTensors).
+
+    Under tensor parallelism the fused qkv rows are put back in the model's own order (``canonical_qkv``).
+    With a ``pipeline`` (``litllm.parallel.pipeline.Pipeline``; ``model`` is then its stage), every stage's
+    weights are gathered on global rank 0, under the whole model's names; the other ranks get an empty dict.
+    """
+    if pipeline is not None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        from litllm.parallel.pipeline import gather_full_state
+        from litllm.parallel.tensor import canonical_qkv
+
+        # Not cpu_offload: with it only global rank 0 would receive the gathered tensors, and the other
+        # stages' first replicas must send theirs.
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+        state = canonical_qkv(model, {k: v.detach().cpu() for k, v in state.items()})
+        return gather_full_state(state, pipeline)
+    if any(hasattr(p, "full_tensor") for p in model.parameters()):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        from litllm.parallel.tensor import canonical_qkv
+
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return canonical_qkv(model, state)
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}

@@ -18,7 +18,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 
 from litllm.data import LLMDataModule
 from litllm.train import PretrainModule
-from litllm.train.callbacks import full_state_dict
+from litllm.train.distributed import full_state_dict
 
 
 class RecordLosses(L.Callback):
