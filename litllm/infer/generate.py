@@ -37,21 +37,22 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-def fit_prompt(prompt: torch.Tensor, max_new_tokens: int, block_size: int) -> torch.Tensor:
+def fit_prompt(prompt: torch.Tensor, max_new_tokens: int, block_size: int, make_room: bool = False) -> torch.Tensor:
     """Crop a ``prompt`` (B, T) that fills the whole context from the left, with a warning.
 
     A prompt shorter than ``block_size`` is kept whole: the model sees all of it, and generation
     that later runs out of context slides its window (see ``generate_tokens``). A longer one keeps
     its last ``max(block_size - max_new_tokens, block_size // 2)`` tokens: room for the new tokens,
-    but at least half the context stays prompt.
+    but at least half the context stays prompt. With ``make_room`` any prompt that leaves fewer than
+    ``max_new_tokens`` is cropped so (lm-eval's way).
     """
     t = prompt.size(1)
-    if t < block_size:
-        return prompt
     keep = max(block_size - max_new_tokens, block_size // 2, 1)
+    if t + max_new_tokens <= block_size or t <= keep or (t < block_size and not make_room):
+        return prompt
     warnings.warn(
-        f"prompt of {t} tokens does not fit the model's context of {block_size} with {max_new_tokens} new "
-        f"tokens: keeping the last {keep} prompt tokens",
+        f"prompt of {t} tokens + {max_new_tokens} new tokens exceed the model's context of {block_size}: "
+        f"keeping the last {keep} prompt tokens",
         stacklevel=3,
     )
     return prompt[:, -keep:]

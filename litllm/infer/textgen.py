@@ -20,7 +20,7 @@ import torch
 
 from litllm._moved import warn_renamed
 from litllm.errors import ConfigError, DataError
-from litllm.infer.generate import generate_tokens
+from litllm.infer.generate import fit_prompt, generate_tokens
 from litllm.infer.quantize import QUANTIZE_CHOICES, quantize_model
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
@@ -114,27 +114,19 @@ def stream_text(
     """
     device = next(model.parameters()).device
     ids = tokenizer.encode(prompt) if prompt else [tokenizer.eot_id]
+    prompt_ids = torch.tensor([ids], dtype=torch.long, device=device)
     block = model.config.block_size
-    if stay_in_context and len(ids) + max_new_tokens > block:
-        fits = len(ids) < block and not make_room
-        keep = len(ids) if fits else min(len(ids), max(block - max_new_tokens, block // 2, 1))
-        if keep < len(ids):
-            warnings.warn(
-                f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceed the model's context of {block}: "
-                f"keeping the last {keep} prompt tokens",
-                stacklevel=2,
-            )
-            ids = ids[-keep:]
-        room = block - len(ids)
-        context_cut = room if room < max_new_tokens else None  # the reply is cut if it reaches this many tokens
-        max_new_tokens = min(max_new_tokens, room)
-    else:
-        context_cut = None
+    context_cut = None  # with stay_in_context: the reply is cut by the context if it reaches this many tokens
+    if stay_in_context:
+        prompt_ids = fit_prompt(prompt_ids, max_new_tokens, block, make_room=make_room)
+        room = block - prompt_ids.size(1)
+        if room < max_new_tokens:
+            context_cut = max_new_tokens = room
     stream = TextStream(tokenizer, stop)
     pieces: list[str] = []
     tokens = generate_tokens(
         model,
-        torch.tensor([ids], dtype=torch.long, device=device),
+        prompt_ids,
         max_new_tokens,
         temperature=temperature,
         top_k=top_k,
