@@ -9,6 +9,13 @@ Megatron-style, with ``torch.distributed.tensor.parallel.parallelize_module`` on
     mlp.down            RowwiseParallel
 
 Under pipeline parallelism the same plan applies to each stage's blocks (3-D: data x tensor x pipeline).
+
+LoRA (peft) wraps a targeted layer as ``base_layer`` plus the adapter's ``lora_A`` (in -> r) and ``lora_B``
+(r -> out). The frozen base layer takes the layer's split; in a column-wise layer ``lora_A`` is
+replicated and ``lora_B`` split by output rows like the base (each process adds its own rows of
+``B A x``), in a row-wise layer ``lora_A`` is split by input columns (its partial sums all-reduced) and
+``lora_B`` replicated. Each process's output is then the base's plus the adapter's part, as without
+tensor parallelism. QLoRA's 4-bit base cannot be split (bitsandbytes' packed weights are not DTensors).
 The residual stream, the norms, the embeddings and the head stay replicated: every process of a
 tensor-parallel group computes them in full on the same batch (there is no vocabulary-parallel head
 or sequence parallelism). Attention reads its head counts from the width of its qkv output
@@ -71,22 +78,21 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
     tp = tp_mesh.size()
     if tp == 1:
         return
+    if hasattr(model, "get_base_model"):  # LoRA: the peft wrapper around the GPT whose layers it adapted
+        model = model.get_base_model()
     if not isinstance(model, (GPT, PipelineStageModule)):
+        raise ConfigError(f"tensor parallelism (tensor_parallel_size={tp}) splits a GPT, not a {type(model).__name__}")
+    if any(type(m).__name__ == "Linear4bit" for m in model.modules()):
         raise ConfigError(
-            f"tensor parallelism (tensor_parallel_size={tp}) trains full models only: use model.method=full, "
-            "or fsdp2 for LoRA/QLoRA"
+            f"tensor parallelism (tensor_parallel_size={tp}) cannot split QLoRA's 4-bit base: "
+            "use model.method=lora, or fsdp2 for QLoRA"
         )
     config = model.config
     check_divisible(config, tp)
     order = qkv_rows(config, tp)
-    plan = {
-        "attn.qkv": ColwiseParallel(),
-        "attn.proj": RowwiseParallel(),
-        "mlp.up": ColwiseParallel(),
-        "mlp.down": RowwiseParallel(),
-    }
+    split = {"attn.qkv": "column", "attn.proj": "row", "mlp.up": "column", "mlp.down": "row"}
     if config.mlp == "swiglu":
-        plan["mlp.gate"] = ColwiseParallel()
+        split["mlp.gate"] = "column"
     blocks = model.blocks.values() if isinstance(model.blocks, torch.nn.ModuleDict) else model.blocks
     for block in blocks:
         replicate(block.norm_1, tp_mesh)
@@ -94,12 +100,28 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
         if config.qk_norm:  # applied to this process's heads (dim 1): their gradients are summed over the group
             replicate(block.attn.q_norm, tp_mesh, Shard(1))
             replicate(block.attn.k_norm, tp_mesh, Shard(1))
+        plan = {}
+        for name, how in split.items():
+            layer = block.get_submodule(name)
+            if not hasattr(layer, "base_layer"):
+                plan[name] = ColwiseParallel() if how == "column" else RowwiseParallel()
+                continue
+            plan[f"{name}.base_layer"] = ColwiseParallel() if how == "column" else RowwiseParallel()
+            for adapter in layer.lora_A:  # replicated in one, split like the base in the other (module docstring)
+                a, b = layer.lora_A[adapter], layer.lora_B[adapter]
+                if how == "column":
+                    replicate(a, tp_mesh)
+                    plan[f"{name}.lora_B.{adapter}"] = ColwiseParallel()
+                else:
+                    plan[f"{name}.lora_A.{adapter}"] = RowwiseParallel()
+                    replicate(b, tp_mesh)
         qkv = block.attn.qkv
-        with torch.no_grad():
-            qkv.weight.data = qkv.weight.data[order.to(qkv.weight.device)]
-            if qkv.bias is not None:
-                qkv.bias.data = qkv.bias.data[order.to(qkv.bias.device)]
-        setattr(qkv, ROWS_ATTRIBUTE, order)
+        for rows in (qkv.base_layer, *qkv.lora_B.values()) if hasattr(qkv, "base_layer") else (qkv,):
+            with torch.no_grad():
+                rows.weight.data = rows.weight.data[order.to(rows.weight.device)]
+                if rows.bias is not None:
+                    rows.bias.data = rows.bias.data[order.to(rows.bias.device)]
+            setattr(rows, ROWS_ATTRIBUTE, order)
         parallelize_module(block, tp_mesh, plan)
     for name in ("wte", "wpe", "norm", "lm_head"):
         if getattr(model, name) is not None:
@@ -107,7 +129,8 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
     # replicate() made a new parameter for wte: share it with the head again (a pipeline's last stage keeps
     # its own copy of the tied matrix instead, see litllm.parallel.pipeline)
     if config.tie_embeddings and model.wte is not None and model.lm_head is not None:
-        model.lm_head.weight = model.wte.weight
+        head = getattr(model.lm_head, "base_layer", model.lm_head)  # an adapted head keeps its base's weight
+        head.weight = model.wte.weight
 
 
 def replicate(module: torch.nn.Module, tp_mesh, input_placement=None) -> None:

@@ -309,14 +309,16 @@ class ModelExport(Callback):
         tokenizer, template = getattr(pl_module, "tokenizer", None), getattr(pl_module, "template", None)
         peft_model = getattr(pl_module, "peft_model", None)
         pipeline = getattr(pl_module, "pipeline", None)
-        if peft_model is not None:
-            if trainer.is_global_zero:
-                self._export_adapter(pl_module, peft_model, out, tokenizer, template)
-        elif pipeline is not None and pl_module.hparams.method != "full":
-            # LoRA under a pipeline: every stage's weights (adapters included) gathered on rank 0 (collective)
+        sharded = pipeline is not None or any(hasattr(p, "full_tensor") for p in pl_module.backbone.parameters())
+        if pl_module.hparams.method == "lora" and sharded:
+            # LoRA under a pipeline, tensor parallelism or FSDP2: the whole model's weights (adapters included)
+            # gathered on rank 0 (collective), loaded into a fresh adapted model and exported from there
             state = full_state_dict(pl_module.backbone, pipeline)
             if trainer.is_global_zero:
                 self._export_adapter(pl_module, pl_module.adapted_model(state), out, tokenizer, template)
+        elif peft_model is not None:
+            if trainer.is_global_zero:
+                self._export_adapter(pl_module, peft_model, out, tokenizer, template)
         else:
             # Collective under FSDP and pipelines: every rank takes part.
             state = full_state_dict(pl_module.backbone, getattr(pl_module, "pipeline", None))

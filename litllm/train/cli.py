@@ -82,14 +82,23 @@ def _cli_class():
             super()._parse_ckpt_path()
 
         def before_fit(self) -> None:
-            from litllm.train.pipelined import check_pipeline_support
-
-            # Here, before Lightning starts the other processes: one line, not one per process.
-            check_pipeline_support(self.model, self.trainer, getattr(self.datamodule, "batch_size", None))
+            check_strategy_support(self.model, self.trainer, self.datamodule)
             config = self.config_init[self.subcommand]
             config["ckpt_path"] = resolve_ckpt_path(self.trainer, config.get("ckpt_path"), self.model)
 
     return LitLLMCLI
+
+
+def check_strategy_support(model, trainer, datamodule) -> None:
+    """One ``ConfigError`` line when the strategy cannot train this model (QLoRA sharded, a pipeline's limits).
+
+    Called before ``trainer.fit`` starts the other processes: one line, not one per process.
+    """
+    from litllm.train.distributed import check_sharding_support
+    from litllm.train.pipelined import check_pipeline_support
+
+    check_sharding_support(getattr(model.hparams, "method", None), trainer.strategy)
+    check_pipeline_support(model, trainer, getattr(datamodule, "batch_size", None))
 
 
 FINETUNE_METHODS = ("full", "lora", "qlora", "dpo")
@@ -139,6 +148,7 @@ def finetune_main(args: list[str]) -> None:
         rest = [*rest, "--model.init_args.method", method]  # the verb decides, whatever the recipe says
     with one_line_config_errors():
         cli = run_lightning(rest, run=False)
+        check_strategy_support(cli.model, cli.trainer, cli.datamodule)
     ckpt_path = resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path"), cli.model)
     with nonzero_exit_when_stopped():
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from litllm.errors import ConfigError
 from litllm.model.gpt import GPT
 
 
@@ -25,11 +26,28 @@ def recompute_block_activations(model: GPT) -> None:
         checkpoint(block)
 
 
+QLORA_REFUSED = (
+    "model.method=qlora cannot be sharded or split (FSDP2, tensor or pipeline parallelism): bitsandbytes' "
+    "4-bit weights lose their quantization state; use --trainer.strategy ddp, or model.method=lora"
+)
+
+
+def check_sharding_support(method: str | None, strategy: Any) -> None:
+    """One ``ConfigError`` line when ``strategy`` would shard or split a QLoRA model (``ModelParallelStrategy``
+    and litllm's ``MeshStrategy``, its subclass); DDP keeps a whole copy per process and trains it."""
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    if method == "qlora" and isinstance(strategy, ModelParallelStrategy):
+        raise ConfigError(QLORA_REFUSED)
+
+
 def fsdp_mesh(model: torch.nn.Module, mesh, strategy):
     """Apply ``MeshStrategy``'s tensor parallelism to ``model``; return the mesh FSDP2 shards over."""
     from litllm.parallel.strategy import MeshStrategy
     from litllm.parallel.tensor import parallelize
 
+    if any(type(m).__name__ == "Linear4bit" for m in model.modules()):  # scripts that skipped litllm's CLI
+        raise ConfigError(QLORA_REFUSED)
     if not isinstance(strategy, MeshStrategy):
         return data_parallel_mesh(mesh)
     if mesh["tensor_parallel"].size() > 1:
@@ -109,7 +127,6 @@ def check_data_split(dataloader, world_size: int) -> str | None:
 def check_training_loaders(trainer) -> None:
     """One ``ConfigError`` when a training loader would feed several data-parallel replicas the same samples."""
     from litllm.data.sampler import data_parallel_split
-    from litllm.errors import ConfigError
 
     loaders = trainer.train_dataloader
     if isinstance(loaders, dict):

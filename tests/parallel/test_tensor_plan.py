@@ -153,10 +153,10 @@ def test_short_strategy_names_are_registered_and_an_unknown_one_is_named():
         check_strategy_name("fsdp3")
 
 
-def test_tensor_parallelism_refuses_a_lora_model_in_one_line():
+def test_tensor_parallelism_refuses_a_qlora_model_in_one_line():
     from litllm.model.adapters import adapt
     from litllm.parallel.tensor import parallelize
 
-    model = adapt(GPT(CONFIGS["gpt2"]), "lora", 4, 8, 0.0, ["qkv"], "nf4", False)
-    with pytest.raises(ConfigError, match="tensor parallelism \\(tensor_parallel_size=2\\) trains full models only"):
+    model = adapt(GPT(CONFIGS["gpt2"]), "qlora", 4, 8, 0.0, ["qkv"], "nf4", False)
+    with pytest.raises(ConfigError, match="tensor parallelism \\(tensor_parallel_size=2\\) cannot split QLoRA's 4-bit"):
         parallelize(model, SimpleNamespace(size=lambda: 2))

@@ -1,9 +1,9 @@
-"""Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes), and full and LoRA SFT under pipeline
-parallelism (pp2: padded batches whose micro-batches hold different numbers of labelled tokens), give one
-process's losses.
+"""Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes), LoRA SFT and LoRA DPO under tp2 and
+FSDP2, and full and LoRA SFT under pipeline parallelism (pp2: padded batches whose micro-batches hold different
+numbers of labelled tokens), give one process's losses and exported models.
 
-LoRA and QLoRA refuse tensor parallelism in one line (``litllm.parallel.tensor``); full DPO's frozen
-reference is built and split like the policy (FSDP2 modules cannot be deep-copied)."""
+QLoRA refuses tensor parallelism in one line (``litllm.parallel.tensor``); full DPO's frozen reference is built
+and split like the policy (FSDP2 modules cannot be deep-copied)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from litllm.cli import main
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
 from litllm.model.model_dir import ModelDir
+from litllm.train.distributed import QLORA_REFUSED
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -104,11 +105,63 @@ def test_full_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):
     assert (tmp_path / "sft-pp2" / "final" / "template.json").is_file()
 
 
+def assert_same_lora_exports(one: Path, two: Path) -> dict[str, torch.Tensor]:
+    """The adapter tensors and the merged final/ of two runs agree; returns the second's merged weights."""
+    from safetensors.torch import load_file
+
+    a, b = (load_file(root / "adapter" / "adapter_model.safetensors") for root in (one, two))
+    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6, msg=key)
+    a, b = (ModelDir(root / "final").load()[0].state_dict() for root in (one, two))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    return b
+
+
+@pytest.mark.parametrize("strategy", ["tp2", "fsdp2"])
+def test_lora_sft_under_tp2_and_fsdp2_matches_one_process(tmp_path, small_tokenizer, strategy):
+    """GPT-2 style (biases, tied head, LayerNorm): the base layers split (tp2) or sharded (fsdp2), adapters on
+    qkv (column-wise: B split by rows in qkv's reordered layout), proj and down (row-wise: A split by columns)
+    and up; the adapter directory and the merged model are exported from the gathered weights."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256, n_layer=2, n_embd=64, n_head=4))
+    base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
+    cache, extra = tmp_path / "cache", ("--model.lora_dropout", "0.0")
+    finetune("lora", "sft_lora_tiny.yaml", base, tmp_path / "lora1", cache, 1, extra=extra)
+    if strategy == "fsdp2":  # two data-parallel replicas: each reads half of the one process's batch
+        extra += ("--data.batch_size", "2")
+    finetune("lora", "sft_lora_tiny.yaml", base, tmp_path / "lora2", cache, 2, strategy=strategy, extra=extra)
+    one, two = losses(tmp_path / "lora1"), losses(tmp_path / "lora2")
+    if strategy == "tp2":  # (fsdp2 logs rank 0's own half of the batch; its gradients are the whole batch's)
+        assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
+    assert losses(tmp_path / "lora2", "val/loss") == pytest.approx(losses(tmp_path / "lora1", "val/loss"), rel=1e-5)
+    merged = assert_same_lora_exports(tmp_path / "lora1", tmp_path / "lora2")
+    start = model.state_dict()
+    for key in ("blocks.0.attn.qkv.weight", "blocks.1.mlp.down.weight"):  # the adapters trained
+        assert float((merged[key] - start[key]).abs().max()) > 1e-4, key
+
+
+def test_lora_dpo_under_tp2_matches_one_process(tmp_path, small_tokenizer):
+    """Llama style (GQA, RMSNorm, untied head): LoRA DPO's reference pass (the adapters switched off) under tp2."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_name("tiny-llama", block_size=256, n_layer=2))
+    base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
+    cache, extra = tmp_path / "cache", ("--model.lora_dropout", "0.0", "--model.method", "lora")
+    for devices in (1, 2):
+        finetune("dpo", "dpo_lora_tiny.yaml", base, tmp_path / f"dpo{devices}", cache, devices, extra=extra)
+    one, two = losses(tmp_path / "dpo1"), losses(tmp_path / "dpo2")
+    assert len(one) == 3 and one[0] == pytest.approx(0.6931472, abs=1e-6)  # ln 2: policy == reference
+    assert two == pytest.approx(one, rel=1e-5)
+    margin = "val/reward_margin"
+    assert losses(tmp_path / "dpo2", margin) == pytest.approx(losses(tmp_path / "dpo1", margin), rel=1e-4, abs=1e-6)
+    assert_same_lora_exports(tmp_path / "dpo1", tmp_path / "dpo2")
+
+
 def test_lora_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):
     """Adapters inside both stages of a GPT-2-style model (biases, a tied head whose copy stays frozen); the
     adapter directory and the merged model are exported from the weights gathered from both stages."""
-    from safetensors.torch import load_file
-
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256, n_layer=2, n_embd=64, n_head=4))
     base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
@@ -118,15 +171,23 @@ def test_lora_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):
     one, two = losses(tmp_path / "lora1"), losses(tmp_path / "lora-pp2")
     assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
     assert losses(tmp_path / "lora-pp2", "val/loss") == pytest.approx(losses(tmp_path / "lora1", "val/loss"), rel=1e-5)
-    a, b = (load_file(tmp_path / name / "adapter" / "adapter_model.safetensors") for name in ("lora1", "lora-pp2"))
-    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6, msg=key)
-    a, b = (ModelDir(tmp_path / name / "final").load()[0].state_dict() for name in ("lora1", "lora-pp2"))
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+    b = assert_same_lora_exports(tmp_path / "lora1", tmp_path / "lora-pp2")
     # the adapters trained in both stages: the merged projections moved away from the base
     start = model.state_dict()
     for key in ("blocks.0.attn.qkv.weight", "blocks.1.mlp.down.weight"):
         assert float((b[key] - start[key]).abs().max()) > 1e-4, key
+
+
+def test_qlora_under_fsdp2_is_refused_in_one_line(tmp_path, small_tokenizer, capsys):
+    """FSDP2 would lose bitsandbytes' quantization state (it crashed in the first forward pass); refused before
+    any process starts."""
+    base = ModelDir(tmp_path / "base").save(GPT(ModelConfig.from_name("tiny-gpt2")), small_tokenizer).path
+    args = ["finetune", "qlora", "--config", str(REPO / "recipes" / "sft_qlora_tiny.yaml"), "--model.init_from"]
+    args += [str(base), "--trainer.strategy", "fsdp2", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    args += ["--trainer.default_root_dir", str(tmp_path / "run"), "--data.cache_dir", str(tmp_path / "cache")]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("litllm: error")]
+    assert err == ["litllm: error: " + QLORA_REFUSED]
+    assert not (tmp_path / "run" / "final").exists()
