@@ -227,14 +227,15 @@ class Pipeline:
         input_ids: torch.Tensor,
         labels: torch.Tensor,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        microbatches: int | None = None,
     ) -> torch.Tensor:
         """Forward only; the sum of ``loss_fn`` over the micro-batches, the same on every stage.
 
-        A batch is cut into the largest number of micro-batches up to ``microbatches`` that divides it
-        (a last, smaller validation batch included).
+        A batch is cut into ``microbatches`` micro-batches, by default the largest number up to the
+        pipeline's that divides it (a last, smaller validation batch included).
         """
         size = input_ids.size(0)
-        n = max(k for k in range(1, min(self.microbatches, size) + 1) if size % k == 0)
+        n = microbatches or max(k for k in range(1, min(self.microbatches, size) + 1) if size % k == 0)
         self._loss_fn = loss_fn
         losses = self._run(self._runner(False, tuple(input_ids.shape), n), input_ids, labels, train=False)
         return self.from_last_stage(torch.stack([x.detach() for x in losses]).sum() if self.is_last else None)

@@ -10,10 +10,17 @@ under the policy (pi) and a frozen reference (ref):
 
 The reference is a frozen copy of the starting weights for full DPO; for LoRA/QLoRA DPO it is the same
 network with its adapters switched off, so the base weights exist once in memory.
+
+Under pipeline parallelism the batch's rows are reordered so that every micro-batch holds whole pairs
+(its chosen rows, then their rejected rows); the reference's log-probs are computed first, forward only,
+through the reference's own pipeline (full DPO: its stages cut like the policy's) or through the policy's
+with the adapters off (LoRA), and each micro-batch's loss on the last stage reads its pairs' reference
+log-probs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any, Literal
 
@@ -58,6 +65,27 @@ def preference_loss(
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
+def pair_order(pairs: int, microbatches: int) -> torch.Tensor:
+    """The row order that gives each of ``microbatches`` equal micro-batches whole pairs: its chosen rows, then
+    their rejected rows (a batch holds the chosen rows of its ``pairs`` pairs, then their rejected rows)."""
+    k = pairs // microbatches
+    chosen = torch.arange(pairs).view(microbatches, k)
+    return torch.cat([chosen, chosen + pairs], dim=1).reshape(-1)
+
+
+@contextlib.contextmanager
+def adapters_off(module: torch.nn.Module):
+    """Switch off the LoRA adapters of every peft layer inside ``module`` (e.g. a pipeline stage)."""
+    layers = [m for m in module.modules() if hasattr(m, "enable_adapters") and hasattr(m, "base_layer")]
+    for layer in layers:
+        layer.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.enable_adapters(True)
+
+
 class DPOModule(LLMModule):
     """Preference alignment on pairs from ``LLMDataModule(mode="preference")``.
 
@@ -66,6 +94,8 @@ class DPOModule(LLMModule):
         loss_type: ``sigmoid`` (DPO), ``cdpo`` (conservative DPO, with ``label_smoothing``) or ``ipo``.
         label_smoothing: Assumed share of mislabelled pairs for ``cdpo``.
     """
+
+    pipeline_support = True
 
     def __init__(
         self,
@@ -76,6 +106,7 @@ class DPOModule(LLMModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.reference_pipeline = None  # full DPO under a pipeline: the reference's own stages
         if self.init_from is None:
             raise ConfigError("DPO starts from a finetuned model: set model.init_from to its directory")
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
@@ -90,8 +121,19 @@ class DPOModule(LLMModule):
         if self.model is not None:
             return
         super().configure_model()
-        if self.peft_model is not None:
+        if self.peft_model is not None or self.hparams.method != "full":
             return  # the reference is the policy with its adapters switched off
+        if self.pipeline is not None:  # cut into stages as the policy is, frozen
+            from litllm.parallel.pipeline import build_pipeline
+
+            strategy, device = self.trainer.strategy, self._device_for_build()
+            with torch.device(device):
+                reference = self.base_model().requires_grad_(False)
+            stage, self.reference_pipeline = build_pipeline(reference, self.device_mesh, strategy, device)
+            bf16 = self.device.type == "cuda" and "bf16" in str(self.trainer.precision)
+            shard(stage, fsdp_mesh(stage, self.device_mesh, strategy), torch.bfloat16 if bf16 else None)
+            self.reference_model = stage.eval()
+            return
         if self.device_mesh is None:
             self.reference_model = copy.deepcopy(self.backbone).eval().requires_grad_(False)
             return
@@ -131,8 +173,72 @@ class DPOModule(LLMModule):
             "accuracy": (chosen > rejected).float().mean(),
         }
 
+    def pipeline_dpo_step(self, batch: dict[str, torch.Tensor], batch_idx: int, train: bool) -> dict[str, torch.Tensor]:
+        """``dpo_step`` through the pipeline (module docstring): the training batch's forward and backward, or
+        a validation batch's forward; the metrics, the same on every stage."""
+        pipeline = self.pipeline
+        ids, labels = self.pipeline_batch(batch)
+        pairs = ids.size(0) // 2
+        # training batches split as the schedule does (check_pipeline_support: the micro-batches divide the
+        # pairs); a validation batch into the most micro-batches that divide its pairs (a last, smaller one)
+        n = max(k for k in range(1, min(pipeline.microbatches, pairs) + 1) if pairs % k == 0)
+        n = pipeline.microbatches if train else n
+        order = pair_order(pairs, n).to(ids.device)
+        ids, labels = ids[order], labels[order]
+        reference: list[torch.Tensor] = []
+
+        def reference_logprobs(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            reference.append(sequence_logprobs(logits, rows).detach())
+            return logits.new_zeros(())
+
+        if self.reference_pipeline is not None:
+            self.reference_pipeline.eval_step(ids, labels, reference_logprobs, microbatches=n)
+        else:
+            with adapters_off(self.model):
+                pipeline.eval_step(ids, labels, reference_logprobs, microbatches=n)
+        accumulate = self.start_pipeline_step(batch_idx) if train else 1
+        parts: list[tuple[torch.Tensor, ...]] = []
+
+        def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            # target: the micro-batch's labels with its rows' reference log-probs as a last column (float64
+            # holds both exactly), split into micro-batches by the schedule along with the rows
+            policy, ref = sequence_logprobs(logits, target[:, :-1].long()), target[:, -1].float()
+            losses, chosen, rejected = preference_loss(
+                *split_pairs(policy), *split_pairs(ref), self.beta, self.loss_type, self.label_smoothing
+            )
+            parts.append((losses.detach(), chosen, rejected))
+            return losses.sum() / (pairs * accumulate)  # the batch's mean, as Lightning divides it for accumulation
+
+        # A schedule's first use also calls the loss function once, before the micro-batches, to infer shapes:
+        # the last n calls are the micro-batches'.
+        if pipeline.is_last:
+            labels = torch.cat([labels.double(), torch.cat(reference[-n:]).double().unsqueeze(1)], dim=1)
+        if train:
+            pipeline.train_step(ids, labels, loss_fn)
+        else:
+            pipeline.eval_step(ids, labels, loss_fn, microbatches=n)
+        out = {}
+        if parts:  # the last stage
+            losses, chosen, rejected = (torch.cat(x) for x in zip(*parts[-n:]))
+            out = {
+                "loss": losses.mean(),
+                "reward_chosen": chosen.mean(),
+                "reward_rejected": rejected.mean(),
+                "reward_margin": (chosen - rejected).mean(),
+                "accuracy": (chosen > rejected).float().mean(),
+            }
+        keys = ("loss", "reward_chosen", "reward_rejected", "reward_margin", "accuracy")
+        return {key: pipeline.from_last_stage(out.get(key)) for key in keys}
+
     # ------------------------------------------------------------------ Lightning hooks
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.pipeline is not None:
+            out = self.pipeline_dpo_step(batch, batch_idx, train=True)
+            self.train_loss = out["loss"]
+            if self.is_logging_step():
+                for key, value in out.items():
+                    self.log(f"train/{key}", value, on_step=True, on_epoch=False, prog_bar=key in ("loss", "accuracy"))
+            return out["loss"]
         out = self.dpo_step(batch)
         self.train_loss = out["loss"].detach()
         if self.is_logging_step():
@@ -141,7 +247,9 @@ class DPOModule(LLMModule):
         return out["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out = self.dpo_step(batch)
+        out = (
+            self.pipeline_dpo_step(batch, batch_idx, train=False) if self.pipeline is not None else self.dpo_step(batch)
+        )
         pairs = len(split_pairs(batch["input_ids"])[0])
         for key, value in out.items():
             self.val_metrics[key].update(value, weight=pairs)

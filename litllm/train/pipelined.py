@@ -64,11 +64,7 @@ class PipelineTraining:
         ``backward`` does nothing under a pipeline, and the gradients are zeroed here, before it, rather
         than by Lightning (which zeroes them after ``training_step``).
         """
-        trainer = self.trainer
-        accumulate = trainer.accumulate_grad_batches
-        if batch_idx % accumulate == 0:
-            for optimizer in trainer.optimizers:
-                optimizer.zero_grad()
+        accumulate = self.start_pipeline_step(batch_idx)
         if self.padded_labels:
             # Padded batches (finetuning): micro-batches hold different numbers of labelled tokens. Their
             # summed token losses go backward, divided as Lightning divides under accumulation; the
@@ -92,6 +88,15 @@ class PipelineTraining:
         if self.is_logging_step():
             self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
+
+    def start_pipeline_step(self, batch_idx: int) -> int:
+        """Zero the gradients at the first batch of an optimizer step (the schedule's backward comes before
+        Lightning's zeroing); returns the batches accumulated per step."""
+        accumulate = self.trainer.accumulate_grad_batches
+        if batch_idx % accumulate == 0:
+            for optimizer in self.trainer.optimizers:
+                optimizer.zero_grad()
+        return accumulate
 
     def pipeline_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's token ids and labels for the pipeline: padded batches right-padded (ids 0, labels -100)
@@ -163,7 +168,7 @@ def check_pipeline_support(module: L.LightningModule, trainer: Any, batch_size: 
         return
     hp = module.hparams
     if not module.pipeline_support:
-        what = f"{type(module).__name__} (PretrainModule and SFTModule train under a pipeline)"
+        what = f"{type(module).__name__} (PretrainModule, SFTModule and DPOModule train under a pipeline)"
     elif hp.method == "qlora":
         what = "model.method=qlora (a 4-bit base): use model.method=lora or full"
     elif hp.optimizer == "muon":

@@ -1,6 +1,7 @@
 """Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes), LoRA SFT and LoRA DPO under tp2 and
-FSDP2, and full and LoRA SFT under pipeline parallelism (pp2: padded batches whose micro-batches hold different
-numbers of labelled tokens), give one process's losses and exported models.
+FSDP2, and full and LoRA SFT and DPO under pipeline parallelism (pp2: padded batches whose micro-batches hold
+different numbers of labelled tokens; DPO's micro-batches of whole pairs), give one process's losses and exported
+models.
 
 QLoRA refuses tensor parallelism in one line (``litllm.parallel.tensor``); full DPO's frozen reference is built
 and split like the policy (FSDP2 modules cannot be deep-copied)."""
@@ -157,6 +158,35 @@ def test_lora_dpo_under_tp2_matches_one_process(tmp_path, small_tokenizer):
     margin = "val/reward_margin"
     assert losses(tmp_path / "dpo2", margin) == pytest.approx(losses(tmp_path / "dpo1", margin), rel=1e-4, abs=1e-6)
     assert_same_lora_exports(tmp_path / "dpo1", tmp_path / "dpo2")
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_dpo_under_pp2_matches_one_process(tmp_path, small_tokenizer, method):
+    """Full DPO (Llama style, its frozen reference cut into stages of its own) and LoRA DPO (GPT-2 style, tied
+    head, the reference = the stages with their adapters off) under 2 stages with 2 micro-batches of whole
+    pairs: ln 2 at the first step, then one process's losses, validation reward margin and exports."""
+    torch.manual_seed(0)
+    arch = "tiny-llama" if method == "full" else "tiny-gpt2"
+    extra = {"n_embd": 64, "n_head": 4} if method == "lora" else {}
+    model = GPT(ModelConfig.from_name(arch, block_size=256, n_layer=2, **extra))
+    base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
+    cache, flags = tmp_path / "cache", ("--model.lora_dropout", "0.0", "--model.method", method)
+    finetune("dpo", "dpo_lora_tiny.yaml", base, tmp_path / "dpo1", cache, 1, extra=flags)
+    finetune("dpo", "dpo_lora_tiny.yaml", base, tmp_path / "dpo-pp2", cache, 2, strategy="pp2", extra=flags)
+    one, two = losses(tmp_path / "dpo1"), losses(tmp_path / "dpo-pp2")
+    assert (
+        len(one) == 3 and one[0] == pytest.approx(0.6931472, abs=1e-6) and two[0] == pytest.approx(0.6931472, abs=1e-6)
+    )
+    assert two == pytest.approx(one, rel=1e-5)
+    for key in ("val/loss", "val/reward_margin", "train/reward_margin"):
+        assert losses(tmp_path / "dpo-pp2", key) == pytest.approx(losses(tmp_path / "dpo1", key), rel=1e-4, abs=1e-6)
+    if method == "lora":
+        assert_same_lora_exports(tmp_path / "dpo1", tmp_path / "dpo-pp2")
+        return
+    a, b = (ModelDir(tmp_path / name / "final").load()[0].state_dict() for name in ("dpo1", "dpo-pp2"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
 def test_lora_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from litllm.data import LLMDataModule
-from litllm.data.preference import PreferenceFields, pair_messages
+from litllm.data.preference import PreferenceFields, pair_messages, split_pairs
 from litllm.errors import ConfigError
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
@@ -109,3 +109,14 @@ def test_preference_batches_stack_chosen_over_rejected(batch):
     chosen_prompt = (batch["labels"][0] != -100).nonzero()[0].item()  # where the response starts
     assert chosen_prompt > 10  # the prompt of pair 0 is the same tokens in its chosen row (0) and rejected row (4)
     assert torch.equal(batch["input_ids"][0, :chosen_prompt], batch["input_ids"][4, :chosen_prompt])
+
+
+def test_pair_order_gives_every_micro_batch_whole_pairs():
+    from litllm.train.dpo import pair_order
+
+    pairs, microbatches = 6, 3
+    rows = torch.arange(2 * pairs)  # chosen rows 0-5, then their rejected rows 6-11
+    for micro in rows[pair_order(pairs, microbatches)].chunk(microbatches):
+        chosen, rejected = split_pairs(micro)
+        assert (rejected == chosen + pairs).all() and len(chosen) == pairs // microbatches
+    assert sorted(pair_order(pairs, microbatches).tolist()) == list(range(2 * pairs))
