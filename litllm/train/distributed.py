@@ -55,6 +55,24 @@ def fsdp_mesh(model: torch.nn.Module, mesh, strategy):
     return mesh["data_parallel"]
 
 
+def global_mean(trainer: Any, value: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``value`` (this process's mean over its part of the batch) as the mean over the whole global batch.
+
+    Weighted by ``weight`` (e.g. this part's labelled tokens) when the parts differ in size, else the plain mean
+    over the processes. Processes that share a batch (a tensor-parallel group, a pipeline's stages) hold the
+    same value and weight, which count once more each in both sums: the ratio is unchanged. Collective: every
+    process calls it at the same step (litllm logs on the steps of ``log_every_n_steps``, the same everywhere).
+    """
+    if trainer is None or trainer.world_size == 1:
+        return value
+    value = value.detach().float()
+    if weight is None:
+        return trainer.strategy.reduce(value, reduce_op="mean")
+    weight = weight.detach().float().to(value.device)
+    both = trainer.strategy.reduce(torch.stack([value * weight, weight]), reduce_op="sum")
+    return both[0] / both[1].clamp(min=1)
+
+
 def data_parallel_mesh(mesh):
     """The 1-D mesh of every process in ``mesh``, over which FSDP shards and averages gradients.
 

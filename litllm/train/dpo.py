@@ -31,7 +31,7 @@ from torchmetrics import MeanMetric
 from litllm.data.preference import split_pairs
 from litllm.errors import ConfigError
 from litllm.train.base import LLMModule
-from litllm.train.distributed import fsdp_mesh, shard
+from litllm.train.distributed import fsdp_mesh, global_mean, shard
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -235,14 +235,12 @@ class DPOModule(LLMModule):
         if self.pipeline is not None:
             out = self.pipeline_dpo_step(batch, batch_idx, train=True)
             self.train_loss = out["loss"]
-            if self.is_logging_step():
-                for key, value in out.items():
-                    self.log(f"train/{key}", value, on_step=True, on_epoch=False, prog_bar=key in ("loss", "accuracy"))
-            return out["loss"]
-        out = self.dpo_step(batch)
-        self.train_loss = out["loss"].detach()
-        if self.is_logging_step():
+        else:
+            out = self.dpo_step(batch)
+            self.train_loss = out["loss"].detach()
+        if self.is_logging_step():  # means over the global batch (every process holds as many pairs)
             for key, value in out.items():
+                value = global_mean(self.trainer, value)
                 self.log(f"train/{key}", value, on_step=True, on_epoch=False, prog_bar=key in ("loss", "accuracy"))
         return out["loss"]
 

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 
 from litllm.errors import ConfigError
-from litllm.train.distributed import fsdp_mesh, shard
+from litllm.train.distributed import fsdp_mesh, global_mean, shard
 from litllm.train.optim import full_value
 from litllm.train.optim import gradient_norm as optim_gradient_norm
 
@@ -85,8 +85,9 @@ class PipelineTraining:
         if tokens is not None:
             loss = loss / tokens.clamp(min=1)  # the batch's mean token loss, for the log
         self.train_loss = loss
-        if self.is_logging_step():
-            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        if self.is_logging_step():  # over the data-parallel replicas' batches too
+            logged = global_mean(self.trainer, loss, tokens)
+            self.log("train/loss", logged, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def start_pipeline_step(self, batch_idx: int) -> int:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from litllm.train.base import LLMModule
+from litllm.train.distributed import global_mean
 
 
 def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -41,14 +42,15 @@ class PretrainModule(LLMModule):
             # already weighs every token of the step equally (and skips the normalisation pass).
             loss = next_token_loss(logits, labels)
             self.train_loss = loss.detach()
-            if self.is_logging_step():
-                self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+            if self.is_logging_step():  # the global batch's loss, whatever the number of processes
+                self.log("train/loss", global_mean(self.trainer, loss), prog_bar=True, on_step=True, on_epoch=False)
             return loss
         loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
         tokens = self.count_loss_tokens(labels)
         self.train_loss = loss_sum.detach() / tokens.clamp(min=1)
-        if self.is_logging_step():
-            self.log("train/loss", self.train_loss, prog_bar=True, on_step=True, on_epoch=False)
+        if self.is_logging_step():  # the token mean of the global batch (processes hold different numbers)
+            loss = global_mean(self.trainer, self.train_loss, tokens)
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         # Summed, not averaged: LLMModule divides the gradients by the tokens of the whole optimizer step
         # (all micro-batches, all processes), so the loss does not depend on how the batch was split.
         return loss_sum

@@ -26,10 +26,8 @@ class RecordLosses(L.Callback):
         self.losses: list[float] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = trainer.callback_metrics["train/loss"].detach()  # token mean of this process's batch
-        if trainer.world_size > 1:  # the global-batch loss: mean over ranks (equal token counts)
-            loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        self.losses.append(float(loss))
+        # as logged: the global batch's loss, however many processes share it (litllm.train.distributed.global_mean)
+        self.losses.append(float(trainer.callback_metrics["train/loss"]))
 
 
 def main() -> None:

@@ -34,10 +34,8 @@ class RecordLosses(L.Callback):
         self.grad_norms.append(float(full_value(pl_module.gradient_norm(optimizer))))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = trainer.callback_metrics["train/loss"].detach()  # token mean of this process's batch
-        if trainer.world_size > 1:  # equal token counts: the mean over processes is the global batch's
-            loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        self._window.append(float(loss))
+        # as logged: the global batch's loss, whatever the mesh (litllm.train.distributed.global_mean)
+        self._window.append(float(trainer.callback_metrics["train/loss"]))
         if len(self._window) == trainer.accumulate_grad_batches:  # one optimizer step: its global batch's mean
             self.losses.append(sum(self._window) / len(self._window))
             self._window = []
