@@ -85,7 +85,7 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
     if any(type(m).__name__ == "Linear4bit" for m in model.modules()):
         raise ConfigError(
             f"tensor parallelism (tensor_parallel_size={tp}) cannot split QLoRA's 4-bit base: "
-            "use model.method=lora, or fsdp2 for QLoRA"
+            "use model.method=lora, or ddp for QLoRA"
         )
     config = model.config
     check_divisible(config, tp)

@@ -65,6 +65,17 @@ def preference_loss(
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
+def preference_metrics(losses: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The batch's mean loss and implicit rewards, from ``preference_loss``'s per-pair outputs."""
+    return {
+        "loss": losses.mean(),
+        "reward_chosen": chosen.mean(),
+        "reward_rejected": rejected.mean(),
+        "reward_margin": (chosen - rejected).mean(),
+        "accuracy": (chosen > rejected).float().mean(),
+    }
+
+
 def pair_order(pairs: int, microbatches: int) -> torch.Tensor:
     """The row order that gives each of ``microbatches`` equal micro-batches whole pairs: its chosen rows, then
     their rejected rows (a batch holds the chosen rows of its ``pairs`` pairs, then their rejected rows)."""
@@ -165,13 +176,7 @@ class DPOModule(LLMModule):
         losses, chosen, rejected = preference_loss(
             *split_pairs(policy), *split_pairs(reference), self.beta, self.loss_type, self.label_smoothing
         )
-        return {
-            "loss": losses.mean(),
-            "reward_chosen": chosen.mean(),
-            "reward_rejected": rejected.mean(),
-            "reward_margin": (chosen - rejected).mean(),
-            "accuracy": (chosen > rejected).float().mean(),
-        }
+        return preference_metrics(losses, chosen, rejected)
 
     def pipeline_dpo_step(self, batch: dict[str, torch.Tensor], batch_idx: int, train: bool) -> dict[str, torch.Tensor]:
         """``dpo_step`` through the pipeline (module docstring): the training batch's forward and backward, or
@@ -181,8 +186,7 @@ class DPOModule(LLMModule):
         pairs = ids.size(0) // 2
         # training batches split as the schedule does (check_pipeline_support: the micro-batches divide the
         # pairs); a validation batch into the most micro-batches that divide its pairs (a last, smaller one)
-        n = max(k for k in range(1, min(pipeline.microbatches, pairs) + 1) if pairs % k == 0)
-        n = pipeline.microbatches if train else n
+        n = pipeline.microbatches if train else max(k for k in range(1, pipeline.microbatches + 1) if pairs % k == 0)
         order = pair_order(pairs, n).to(ids.device)
         ids, labels = ids[order], labels[order]
         reference: list[torch.Tensor] = []
@@ -217,18 +221,8 @@ class DPOModule(LLMModule):
             pipeline.train_step(ids, labels, loss_fn)
         else:
             pipeline.eval_step(ids, labels, loss_fn, microbatches=n)
-        out = {}
-        if parts:  # the last stage
-            losses, chosen, rejected = (torch.cat(x) for x in zip(*parts[-n:]))
-            out = {
-                "loss": losses.mean(),
-                "reward_chosen": chosen.mean(),
-                "reward_rejected": rejected.mean(),
-                "reward_margin": (chosen - rejected).mean(),
-                "accuracy": (chosen > rejected).float().mean(),
-            }
-        keys = ("loss", "reward_chosen", "reward_rejected", "reward_margin", "accuracy")
-        return {key: pipeline.from_last_stage(out.get(key)) for key in keys}
+        out = preference_metrics(*(torch.cat(x) for x in zip(*parts[-n:]))) if parts else {}  # the last stage's
+        return {key: pipeline.from_last_stage(out.get(key)) for key in self.val_metrics}
 
     # ------------------------------------------------------------------ Lightning hooks
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
