@@ -29,6 +29,7 @@ from lightning.fabric.plugins.collectives.torch_collective import default_pg_tim
 from lightning.pytorch.strategies import ModelParallelStrategy
 
 from litllm.errors import CheckpointError, ConfigError
+from litllm.parallel.reshard import WHOLE, SafeLoadPlanner, load_whole, read_whole, saved_layout
 
 PIPELINE_SCHEDULES = ("gpipe", "1f1b")
 
@@ -199,7 +200,7 @@ class MeshStrategy(ModelParallelStrategy):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options: Any = None) -> None:
         # Tensor parallelism keeps each qkv weight's rows in an order made for its group size
-        # (litllm.parallel.tensor): a checkpoint records the size, and resumes only under the same one.
+        # (litllm.parallel.tensor): a checkpoint records the sizes, to be resumed under others (reshard).
         checkpoint["tensor_parallel_size"] = self.tensor_parallel_size
         checkpoint["pipeline_parallel_size"] = self.pipeline_parallel_size
         super().save_checkpoint(checkpoint, filepath, storage_options)
@@ -220,57 +221,53 @@ class MeshStrategy(ModelParallelStrategy):
         from lightning.fabric.utilities.load import _METADATA_FILENAME
 
         path = Path(self.broadcast(checkpoint_path))
-        if (path / _METADATA_FILENAME).is_file():  # sharded: check the layout before loading any tensor
+        if (path / _METADATA_FILENAME).is_file():  # sharded: saved under this run's layout, or not?
             # meta.pt holds plain data (step, settings): never unpickle code from it, whatever the caller asks
-            self._check_layout(torch.load(path / _METADATA_FILENAME, weights_only=True), checkpoint_path)
-        if self.pipeline_parallel_size == 1:
-            checkpoint = super().load_checkpoint(checkpoint_path, weights_only)
-        else:
-            checkpoint = self._load_pipeline_checkpoint(path)
-        self._check_layout(checkpoint, checkpoint_path)
-        return checkpoint
+            metadata = torch.load(path / _METADATA_FILENAME, weights_only=True)
+            if saved_layout(metadata) == (self.tensor_parallel_size, self.pipeline_parallel_size):
+                return self._load_own_layout(path)
+        return self._load_other_layout(path)
 
-    def _check_layout(self, checkpoint: dict[str, Any], checkpoint_path) -> None:
-        """One line when the checkpoint was saved under other tensor- or pipeline-parallel sizes."""
-        saved = checkpoint.get("tensor_parallel_size", 1)
-        if saved != self.tensor_parallel_size:
-            raise CheckpointError(
-                f"{checkpoint_path} was saved with tensor_parallel_size={saved} and resumes only with that size "
-                f"(this run: {self.tensor_parallel_size}); its final model directory loads anywhere"
-            )
-        saved = checkpoint.get("pipeline_parallel_size", 1)
-        if saved != self.pipeline_parallel_size:
-            raise CheckpointError(
-                f"{checkpoint_path} was saved with pipeline_parallel_size={saved} and resumes only with that size "
-                f"(this run: {self.pipeline_parallel_size}); its final model directory loads anywhere"
-            )
-
-    def _load_pipeline_checkpoint(self, path: Path) -> dict[str, Any]:
-        """Lightning's sharded-checkpoint load, with the optimizer states in the flat form they were saved in."""
+    def _load_own_layout(self, path: Path) -> dict[str, Any]:
+        """Each process reads its own shards (resharded by PyTorch where only the data-parallel size changed)."""
         import torch
-        from lightning.fabric.strategies.model_parallel import _distributed_checkpoint_load, _is_sharded_checkpoint
         from lightning.fabric.utilities.load import _METADATA_FILENAME
+        from torch.distributed.checkpoint import load
         from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
             get_model_state_dict,
             get_optimizer_state_dict,
             set_optimizer_state_dict,
         )
 
-        if not _is_sharded_checkpoint(path):
-            raise CheckpointError(
-                f"{path} is not a sharded checkpoint directory: a pipeline-parallel run resumes from its own "
-                "sharded checkpoints only"
-            )
         module = self.model
         state = {"state_dict": get_model_state_dict(module)}
-        _distributed_checkpoint_load(state, path)
+        load(state, checkpoint_id=str(path), planner=SafeLoadPlanner())
         module.load_state_dict(state["state_dict"], strict=self.lightning_module.strict_loading)
+        # The optimizer state in the form it was saved in (optimizer_state): flat under a pipeline.
+        options = _flat_options() if self.pipeline_parallel_size > 1 else StateDictOptions()
         for index, optimizer in enumerate(self.optimizers):
             key = f"optimizer_{index}"
-            optim_state = {key: get_optimizer_state_dict(module, optimizer, options=_flat_options())}
-            _distributed_checkpoint_load(optim_state, path)
-            set_optimizer_state_dict(module, optimizer, optim_state_dict=optim_state[key], options=_flat_options())
+            optim_state = {key: get_optimizer_state_dict(module, optimizer, options=options)}
+            load(optim_state, checkpoint_id=str(path), planner=SafeLoadPlanner())
+            set_optimizer_state_dict(module, optimizer, optim_state_dict=optim_state[key], options=options)
         return torch.load(path / _METADATA_FILENAME, weights_only=True)
+
+    def _load_other_layout(self, path: Path) -> dict[str, Any]:
+        """A checkpoint of another layout (or a one-process ``.ckpt`` file): read whole, then split as this run is."""
+        module = self.lightning_module
+        if module.hparams.get("method", "full") != "full" or hasattr(module, "reference_model"):
+            what = "DPO" if hasattr(module, "reference_model") else module.hparams.get("method")
+            raise CheckpointError(
+                f"{path} was saved under another layout than this run's (tensor_parallel_size="
+                f"{self.tensor_parallel_size}, pipeline_parallel_size={self.pipeline_parallel_size}): a {what} "
+                "run resumes only under the layout that saved it (pretraining and full finetuning resume under any)"
+            )
+        checkpoint = read_whole(path)
+        load_whole(self.model, self.optimizers, checkpoint, self.tensor_parallel_size)
+        for key in ("state_dict", "optimizer_states", WHOLE):
+            checkpoint.pop(key, None)
+        return checkpoint
 
 
 def _flat_options(cpu_offload: bool = False):

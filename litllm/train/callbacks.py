@@ -340,8 +340,18 @@ class ModelExport(Callback):
 
 
 def default_callbacks() -> list[Callback]:
+    from litllm.parallel.reshard import AnyLayoutResume
     from litllm.train.facts import RunFacts
     from litllm.train.guard import DivergenceGuard
     from litllm.train.resume import StepSeed
 
-    return [SpeedMonitor(), SampleGeneration(), LossCurve(), ModelExport(), DivergenceGuard(), StepSeed(), RunFacts()]
+    return [
+        SpeedMonitor(),
+        SampleGeneration(),
+        LossCurve(),
+        ModelExport(),
+        DivergenceGuard(),
+        StepSeed(),
+        RunFacts(),
+        AnyLayoutResume(),
+    ]

@@ -7,7 +7,8 @@ model (biases, LayerNorm, learned positions) and a Llama-style one (RoPE, GQA, R
 per-head query/key norms as in OLMo-2 and Qwen3, whose gradients are summed over the heads' processes).
 So do pipelines of 2 stages over 4 blocks (GPipe and 1F1B schedules, a tied and an untied head, the
 validation loss, a resume from the sharded checkpoint), 2 FSDP replicas of such a pipeline, and a pipeline
-whose stages are each split over 2 tensor-parallel processes (3-D on 4 processes). Each
+whose stages are each split over 2 tensor-parallel processes (3-D on 4 processes). A run stopped under one
+layout continues under another (FSDP x TP, pipeline, one process, TP, DDP) as if it had not stopped. Each
 run is its own Python process (``parallel_run.py``): Lightning's launcher re-executes the command line.
 """
 
@@ -20,7 +21,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -136,19 +136,20 @@ def same_model_directory(got: Path, want: Path, arch: str) -> None:
         assert float((x - y).abs().max()) <= 1e-4, key
 
 
-def test_tp2_gpt2_style_matches_one_process_and_resumes_only_with_its_size(tmp, single):
+def test_tp2_gpt2_style_matches_one_process_and_resumes_under_its_own_and_another_layout(tmp, single):
     reference = single["tiny-gpt2"]
     first = run(tmp, "tp2-gpt2", "--strategy", "tp2", "--devices", "2", "--steps", "10")
     ckpt = tmp / "tp2-gpt2" / "checkpoints" / "last.ckpt"
     assert sorted(p.name for p in ckpt.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
-    resumed = run(tmp, "tp2-gpt2", "--strategy", "tp2", "--devices", "2", "--ckpt_path", str(ckpt))
+    # The checkpoint holds qkv rows in the order of 2 tensor-parallel processes: FSDP2 on one process puts
+    # them back in the model's order (litllm.parallel.reshard) and continues the same run.
+    other = run(tmp, "tp2-to-fsdp1", "--strategy", "fsdp2", "--devices", "1", "--ckpt_path", str(ckpt))
+    same_losses(first["losses"] + other["losses"], reference["losses"])
+    same_model_directory(tmp / "tp2-to-fsdp1" / "final", tmp / "single-tiny-gpt2" / "final", "tiny-gpt2")
+    resumed = run(tmp, "tp2-gpt2", "--strategy", "tp2", "--devices", "2", "--ckpt_path", str(ckpt))  # (overwrites it)
     assert resumed["global_step"] == STEPS
     same_losses(first["losses"] + resumed["losses"], reference["losses"])
     same_model_directory(tmp / "tp2-gpt2" / "final", tmp / "single-tiny-gpt2" / "final", "tiny-gpt2")
-    # The checkpoint holds qkv rows in the order of 2 tensor-parallel processes: refused under another size.
-    other = launch(tmp, "fsdp-resume", "--strategy", "fsdp2", "--devices", "1", "--ckpt_path", str(ckpt))
-    assert other.returncode != 0
-    assert "was saved with tensor_parallel_size=2 and resumes only with that size (this run: 1)" in other.stderr
 
 
 def test_tp2_llama_style_matches_one_process_in_training_validation_and_sampling(tmp, single):
@@ -194,20 +195,36 @@ def test_pp2_gpipe_gpt2_style_matches_one_process_and_resumes(tmp, single_deep):
     same_norms(first["grad_norms"] + resumed["grad_norms"], reference["grad_norms"])
     assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
     same_model_directory(tmp / "pp2-gpipe" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
-    # The checkpoint holds each stage's weights apart: its metadata says so, and a run without the pipeline
-    # refuses it from there, before loading any tensor (checked here without starting another process).
+    # The checkpoint holds each stage's weights apart, and its metadata says under which layout.
     from lightning.fabric.utilities.load import _METADATA_FILENAME
 
-    from litllm.errors import CheckpointError
-    from litllm.parallel import MeshStrategy
-
-    metadata = torch.load(ckpt / _METADATA_FILENAME, weights_only=False)
+    metadata = torch.load(ckpt / _METADATA_FILENAME, weights_only=True)
     assert (metadata["pipeline_parallel_size"], metadata["tensor_parallel_size"]) == (2, 1)
-    pipelined = MeshStrategy(pipeline_parallel_size=2)
-    pipelined.cluster_environment = SimpleNamespace(world_size=lambda: 2, global_rank=lambda: 0)
-    pipelined._check_layout(metadata, ckpt)
-    with pytest.raises(CheckpointError, match="saved with pipeline_parallel_size=2 and resumes only with that size"):
-        MeshStrategy()._check_layout(metadata, ckpt)
+
+
+def test_resume_under_other_layouts_continues_the_same_run(tmp, single_deep):
+    """One run of 12 steps, stopped and resumed four times, each time under another layout: saved at FSDP 2 x
+    TP 2 (4 processes), resumed as a 2-stage pipeline, from its checkpoint in one process, from that file at
+    TP 2, from there under DDP on 2 processes. Losses, validation loss and final/ are the one-process run's."""
+    reference = single_deep["tiny-gpt2"]
+    legs = [
+        ("--strategy", "tp2", "--devices", "4", "--replicas", "2"),
+        ("--pipeline", "2", "--devices", "2"),
+        (),
+        ("--strategy", "tp2", "--devices", "2"),
+        ("--strategy", "ddp", "--devices", "2", "--replicas", "2"),
+    ]
+    losses, previous = [], None
+    for leg, (args, steps) in enumerate(zip(legs, (3, 6, 8, 10, 12))):
+        resume = ("--ckpt_path", str(tmp / f"layouts-{leg - 1}" / "checkpoints" / "last.ckpt")) if leg else ()
+        got = run(tmp, f"layouts-{leg}", *args, *PIPELINE, "--steps", str(steps), *resume)
+        assert got["global_step"] == steps
+        losses += got["losses"]
+        previous = got
+    assert (tmp / "layouts-2" / "checkpoints" / "last.ckpt").is_file()  # the one-process leg saved a file
+    same_losses(losses, reference["losses"])
+    assert previous["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
+    same_model_directory(tmp / "layouts-4" / "final", tmp / "single-deep-tiny-gpt2" / "final", "tiny-gpt2")
 
 
 def test_pp2_1f1b_llama_style_matches_one_process(tmp, single_deep):

@@ -1,0 +1,121 @@
+"""Reading a checkpoint of any layout whole (``litllm.parallel.reshard``), without the processes that saved it.
+
+The runs that resume under other layouts are in ``test_mesh_runs.py``; here, the parts: the optimizer
+state's three forms read to one, the qkv rows of a tensor-parallel checkpoint put back in the model's
+order, a checkpoint item that would run code refused, and the one-line refusals.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.distributed.checkpoint import save
+
+from litllm.errors import CheckpointError
+from litllm.model.config import ModelConfig
+from litllm.parallel import MeshStrategy
+from litllm.parallel.reshard import OPTIMIZER_PARAMETERS, load_optimizer, read_whole
+from litllm.parallel.tensor import qkv_rows
+
+
+def tiny_config() -> ModelConfig:
+    """GQA (more query heads than key/value heads) and a tied head."""
+    return ModelConfig.from_dict({**ModelConfig.from_name("tiny-llama").to_dict(), "tie_embeddings": True})
+
+
+def adam_state(rows: torch.Tensor) -> dict:
+    return {"step": torch.tensor(3.0), "exp_avg": rows.clone(), "exp_avg_sq": rows.clone() + 1}
+
+
+SETTINGS = {"lr": 0.01, "betas": (0.9, 0.95), "weight_decay": 0.1}
+
+
+def write_sharded(path, state_dict: dict, optimizer: dict, tensor_parallel_size: int) -> None:
+    """A sharded checkpoint directory as one process would write it (``meta.pt`` beside the tensors)."""
+    save({"state_dict": state_dict, "optimizer_0": optimizer}, checkpoint_id=str(path), no_dist=True)
+    meta = {"global_step": 3, "tensor_parallel_size": tensor_parallel_size, "pipeline_parallel_size": 1}
+    torch.save({**meta, "litllm": {"model_config": tiny_config().to_dict()}}, path / "meta.pt")
+
+
+def test_tensor_parallel_rows_nested_form_and_a_tied_head_read_to_the_model_layout(tmp_path):
+    config = tiny_config()
+    assert config.n_kv_head < config.n_head
+    rows = config.n_head * config.head_dim + 2 * config.n_kv_head * config.head_dim
+    qkv = torch.arange(rows * 2, dtype=torch.float32).view(rows, 2)  # row i holds 2i, 2i + 1
+    saved_order = qkv_rows(config, 2)
+    state = {"model.blocks.0.attn.qkv.weight": qkv[saved_order], "model.wte.weight": torch.ones(3, 2)}
+    names = list(state)
+    optimizer = {  # the nested form: the settings per group, the group's parameter names under "params"
+        "state": {name: adam_state(tensor) for name, tensor in state.items()},
+        "param_groups": [{**SETTINGS, "params": names}],
+    }
+    write_sharded(tmp_path, state, optimizer, tensor_parallel_size=2)
+
+    whole = read_whole(tmp_path)
+    assert torch.equal(whole["state_dict"]["model.blocks.0.attn.qkv.weight"], qkv)  # the model's own order
+    named = whole["optimizer_states"][0]
+    assert torch.equal(named["state"]["model.blocks.0.attn.qkv.weight"]["exp_avg"], qkv)
+    assert torch.equal(named["state"]["model.blocks.0.attn.qkv.weight"]["exp_avg_sq"], qkv + 1)
+    assert float(named["state"]["model.wte.weight"]["step"]) == 3.0
+    assert named["groups"]["model.wte.weight"] == SETTINGS
+    # The tied head (a pipeline's last stage keeps a copy of it) reads as the embedding.
+    assert torch.equal(whole["state_dict"]["model.lm_head.weight"], torch.ones(3, 2))
+    assert named["state"]["model.lm_head.weight"] is named["state"]["model.wte.weight"]
+    assert whole["global_step"] == 3
+
+
+def test_a_file_checkpoint_is_read_by_the_recorded_parameter_names_and_loads_into_an_optimizer(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.LayerNorm(3))
+    # Groups in another order than the parameters': the position in the optimizer says nothing by itself.
+    groups = [{"params": [model[1].weight, model[0].weight], "weight_decay": 0.1}, {"params": [model[0].bias]}]
+    optimizer = torch.optim.AdamW(groups, lr=0.01)
+    model(torch.randn(4, 2)).sum().backward()
+    optimizer.step()
+    names = [["1.weight", "0.weight"], ["0.bias"]]
+    torch.save({"state_dict": model.state_dict(), "optimizer_states": [optimizer.state_dict()]}, tmp_path / "a.ckpt")
+    with pytest.raises(CheckpointError, match="does not record which parameter each optimizer state belongs to"):
+        read_whole(tmp_path / "a.ckpt")
+    torch.save(
+        {"state_dict": model.state_dict(), "optimizer_states": [optimizer.state_dict()], OPTIMIZER_PARAMETERS: [names]},
+        tmp_path / "b.ckpt",
+    )
+    named = read_whole(tmp_path / "b.ckpt")["optimizer_states"][0]
+    assert torch.equal(named["state"]["0.weight"]["exp_avg"], optimizer.state[model[0].weight]["exp_avg"])
+    assert named["groups"]["1.weight"]["weight_decay"] == 0.1 and named["groups"]["0.bias"]["weight_decay"] == 0.01
+
+    # Into a fresh optimizer of the same model whose groups list the parameters in the model's order.
+    fresh = torch.optim.AdamW(
+        [{"params": [model[0].weight, model[1].weight], "weight_decay": 0.1}, {"params": [model[0].bias]}], lr=0.5
+    )
+    load_optimizer(model, fresh, named)
+    for p in (model[0].weight, model[1].weight, model[0].bias):
+        assert torch.equal(fresh.state[p]["exp_avg_sq"], optimizer.state[p]["exp_avg_sq"])
+    assert fresh.param_groups[0]["lr"] == 0.01  # the saved learning rate (the schedule's), not the new one
+
+
+class Code:
+    """An object whose unpickling would import and call code."""
+
+
+def test_a_checkpoint_item_that_would_run_code_is_refused(tmp_path):
+    save(
+        {"state_dict": {"w": torch.ones(2)}, "optimizer_0": {"param_groups": [{"hook": Code()}]}},
+        checkpoint_id=str(tmp_path),
+        no_dist=True,
+    )
+    torch.save({"global_step": 1}, tmp_path / "meta.pt")
+    with pytest.raises(CheckpointError, match="would run code when loaded, which litllm never does"):
+        read_whole(tmp_path)
+
+
+def test_lora_and_dpo_resume_only_under_their_own_layout(tmp_path):
+    strategy = MeshStrategy(tensor_parallel_size=2)
+    strategy.cluster_environment = SimpleNamespace(world_size=lambda: 2, global_rank=lambda: 0)
+    strategy._lightning_module = SimpleNamespace(hparams={"method": "lora"})
+    with pytest.raises(CheckpointError, match="a lora run resumes only under the layout that saved it"):
+        strategy._load_other_layout(tmp_path)
+    strategy._lightning_module = SimpleNamespace(hparams={"method": "full"}, reference_model=None)
+    with pytest.raises(CheckpointError, match="a DPO run resumes only under the layout that saved it"):
+        strategy._load_other_layout(tmp_path)
