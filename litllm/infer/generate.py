@@ -13,6 +13,13 @@ import torch
 from litllm.model.gpt import GPT
 
 
+def last_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Each row's last-position logits (B, V), over the whole vocabulary (under tensor parallelism the head
+    gives each process a slice of it, as a DTensor: gathered here)."""
+    last = logits[:, -1]
+    return last.full_tensor() if hasattr(last, "full_tensor") else last
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -111,7 +118,7 @@ def _cached_logits(
     tokens = torch.empty(prompt.size(0), total, dtype=prompt.dtype, device=prompt.device)
     tokens[:, : prompt.size(1)] = prompt
     n = prompt.size(1)
-    nxt = yield model(prompt, cache)[:, -1]
+    nxt = yield last_logits(model(prompt, cache))
     while True:
         tokens[:, n : n + 1] = nxt
         n += 1
@@ -123,16 +130,16 @@ def _cached_logits(
                 stacklevel=3,
             )
             cache.reset()
-            nxt = yield model(tokens[:, n - keep : n], cache)[:, -1]
+            nxt = yield last_logits(model(tokens[:, n - keep : n], cache))
         else:
-            nxt = yield model(nxt, cache)[:, -1]
+            nxt = yield last_logits(model(nxt, cache))
 
 
 def _recomputed_logits(model: GPT, prompt: torch.Tensor) -> Generator[torch.Tensor, torch.Tensor, None]:
     """Like ``_cached_logits`` but runs the whole visible context through the model at every step."""
     idx = prompt
     while True:
-        nxt = yield model(idx[:, -model.config.block_size :])[:, -1]
+        nxt = yield last_logits(model(idx[:, -model.config.block_size :]))
         idx = torch.cat([idx, nxt], dim=1)
 
 

@@ -11,8 +11,8 @@ AdamW's two moments twice the weights (``adamw8bit``: 2 bytes; ``muon``: one mom
 matrices, AdamW's two on the rest). DDP adds its gradient buckets (one more copy of the gradients).
 FSDP2 shards weights, gradients and optimizer state over its data-parallel processes and gathers one
 block at a time for compute (two in flight: the one computing and the one prefetched, in the compute
-dtype). Tensor parallelism splits every block's matrices (and their biases) over its group; embeddings,
-head and norms stay whole on every process (no vocabulary-parallel head yet). Pipeline parallelism gives
+dtype). Tensor parallelism splits every block's matrices (and their biases) over its group, and the token
+table and the head by vocabulary; learned positions and norms stay whole on every process. Pipeline parallelism gives
 each stage its share of the blocks, the first stage also the embeddings, the last the final norm and head.
 
 **Activations** kept for the backward pass, per token of a micro-batch, in the compute dtype, counted on
@@ -27,7 +27,8 @@ this backbone (``litllm.model.gpt``) with PyTorch's fused attention (no T x T ma
   counted); with activation checkpointing only the block input is kept (and one block's activations
   while it is recomputed);
 - the head: the final norm's input and output (2 x n_embd), the float32 log-probabilities of the loss
-  (4 bytes x vocabulary) and, when the logits are not already float32, the logits (vocabulary).
+  (4 bytes x vocabulary) and, when the logits are not already float32, the logits (vocabulary); both
+  split by tensor parallelism (each process holds its slice of the vocabulary).
 
 A pipeline stage keeps the activations of every micro-batch in flight: all of them with GPipe, at most
 as many as there are stages with 1F1B. Not counted: PyTorch's allocator caching and fragmentation,
@@ -102,6 +103,7 @@ class MemoryEstimate:
 class _Parts:
     embedding: int  # token (and position) tables
     head: int  # final norm and, when untied, the output head
+    vocabulary: int  # the token table's parameters (the head's too when untied): split by tensor parallelism
     block_split: int  # per block: matrices and biases that tensor parallelism splits
     block_whole: int  # per block: norm weights (whole on every process)
     block_matrices: int  # per block: the 2-D weights (Muon's)
@@ -121,7 +123,7 @@ def _parts(config: ModelConfig, pipeline_parallel: int) -> _Parts:
     if config.tie_embeddings and pipeline_parallel > 1:
         head += model.wte.weight.numel()  # the last stage needs its own copy of the shared table
     matrices = sum(p.numel() for p in named.values() if p.ndim == 2)
-    return _Parts(embedding, head, per_block - whole, whole, matrices)
+    return _Parts(embedding, head, model.wte.weight.numel(), per_block - whole, whole, matrices)
 
 
 def _activation_elements(config: ModelConfig, tensor_parallel: int) -> tuple[float, float]:
@@ -148,7 +150,11 @@ def estimate_memory(
     parts = _parts(config, p)
     blocks = math.ceil(config.n_layer / p)
     # The busiest stage: the first (embeddings) or the last (head); with one stage, both.
-    ends = [parts.embedding, parts.head] if p > 1 else [parts.embedding + parts.head]
+    # Tensor parallelism splits the token table (and the head's, the same size, where the stage has one).
+    table = parts.vocabulary * (1 - 1 / t)
+    embedding = parts.embedding - table
+    head = parts.head - (table if parts.head > parts.vocabulary else 0)
+    ends = [embedding, head] if p > 1 else [embedding + head]
     block_params = parts.block_split / t + parts.block_whole
     params = blocks * block_params + max(ends)
     weight_bytes = 2 if precision == "bf16-true" else 4
@@ -179,9 +185,9 @@ def estimate_memory(
         kept = blocks * config.n_embd * compute_bytes + per_block  # block inputs, one block recomputed
     else:
         kept = blocks * per_block
-    head = 2 * config.n_embd * compute_bytes + 4 * config.vocab_size
+    head = 2 * config.n_embd * compute_bytes + 4 * config.vocab_size / t
     if compute_bytes != 4:
-        head += compute_bytes * config.vocab_size  # the logits before their float32 copy
+        head += compute_bytes * config.vocab_size / t  # the logits before their float32 copy
     last_stage = kept + head if p > 1 else 0.0
     stage_activations = max(kept + (head if p == 1 else 0.0), last_stage)
     in_flight = 1 if p == 1 else (layout.microbatches if layout.schedule == "gpipe" else min(p, layout.microbatches))

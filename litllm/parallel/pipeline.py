@@ -31,6 +31,7 @@ from torch import nn
 
 from litllm.errors import ConfigError
 from litllm.model.gpt import GPT, embed, output_logits, rope_at
+from litllm.parallel.vocab import whole_logits
 
 
 def stage_bounds(
@@ -115,6 +116,7 @@ class PipelineStageModule(nn.Module):
         if self.tied_head:  # this stage's own copy of the embedding matrix (see the module documentation)
             tied = model.wte.weight
             self.lm_head.weight = nn.Parameter(tied.detach().clone(), requires_grad=tied.requires_grad)
+        self.vocab_parallel_mesh = None  # the tensor-parallel mesh when the head is split by vocabulary
         if model.config.position == "rope":
             self.register_buffer("rope_cos", model.rope_cos, persistent=False)
             self.register_buffer("rope_sin", model.rope_sin, persistent=False)
@@ -188,7 +190,15 @@ class Pipeline:
         return self._runners[key]
 
     def _loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self._loss_fn(output, target)
+        return self._loss_fn(self.vocab_logits(output), target)
+
+    def vocab_logits(self, output: torch.Tensor) -> torch.Tensor:
+        """The last stage's output as logits: under tensor parallelism this process's slice of the vocabulary, as
+        a DTensor again (the schedule passes plain tensors), so that ``litllm.parallel.vocab`` sees the split."""
+        from torch.distributed.tensor import DTensor, Shard
+
+        mesh = self.module.vocab_parallel_mesh
+        return output if mesh is None else DTensor.from_local(output, mesh, [Shard(output.dim() - 1)], run_check=False)
 
     def _run(self, runner, input_ids: torch.Tensor, labels: torch.Tensor, train: bool) -> list[torch.Tensor]:
         losses: list[torch.Tensor] = []
@@ -243,12 +253,12 @@ class Pipeline:
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor | None:
         """The logits of ``input_ids`` (the same on every stage) on the last stage (None elsewhere), forward only,
         as one micro-batch: for sampling, whose batches keep one shape (so one schedule serves every step)."""
-        self._loss_fn = lambda output, target: output.new_zeros(())  # eval computes a loss; none is wanted
+        self._loss_fn = lambda output, target: torch.zeros((), device=self.device)  # eval computes a loss: none wanted
         runner = self._runner(False, tuple(input_ids.shape), 1)
         args = (input_ids,) if self.is_first else ()
         kwargs = {"target": torch.zeros_like(input_ids)} if self.is_last else {}
         out = runner.eval(*args, return_outputs=True, **kwargs)
-        return out if self.is_last else None
+        return whole_logits(self.vocab_logits(out)) if self.is_last else None
 
     def from_last_stage(self, value: torch.Tensor | None) -> torch.Tensor:
         """The last stage's float32 scalar ``value``, broadcast to every stage of the pipeline."""

@@ -16,9 +16,11 @@ replicated and ``lora_B`` split by output rows like the base (each process adds 
 ``B A x``), in a row-wise layer ``lora_A`` is split by input columns (its partial sums all-reduced) and
 ``lora_B`` replicated. Each process's output is then the base's plus the adapter's part, as without
 tensor parallelism. QLoRA's 4-bit base cannot be split (bitsandbytes' packed weights are not DTensors).
-The residual stream, the norms, the embeddings and the head stay replicated: every process of a
-tensor-parallel group computes them in full on the same batch (there is no vocabulary-parallel head
-or sequence parallelism). Attention reads its head counts from the width of its qkv output
+The vocabulary is split too: the embedding table by rows, the head by output, so that each process
+holds the logits of its slice of the vocabulary only and the loss is computed on the slices
+(``litllm.parallel.vocab``); an adapted (LoRA) head and its tied embedding stay whole. The residual
+stream, the norms and learned positions stay replicated: every process of a group computes them in full
+on the same batch (no sequence parallelism). Attention reads its head counts from the width of its qkv output
 (``litllm.model.gpt.Attention``), so the same code runs on n_head / tp heads.
 
 The fused qkv projection stores the rows of all query heads, then all key heads, then all value
@@ -26,8 +28,8 @@ heads. A contiguous split of those rows would give process 0 queries only; so be
 rows are reordered so that process r's contiguous slice holds the q, k and v rows of its own heads
 (``qkv_rows``). The reordering is undone wherever full weights leave the run (``canonical_qkv``,
 used by the final model directory), so ``final/`` is the same whatever the mesh. Lightning's own
-checkpoints hold the reordered rows and resume under the same ``tensor_parallel_size`` only
-(``MeshStrategy`` records it in every checkpoint and checks it on resume).
+checkpoints hold the reordered rows; ``MeshStrategy`` records the size in every checkpoint, and a resume
+under another size puts the rows back (``litllm.parallel.reshard``).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
     Call before FSDP. A pipeline stage's blocks, and whichever of the embeddings, final norm and head it
     holds, are treated as the whole model's.
     """
-    from torch.distributed.tensor import Shard
+    from torch.distributed.tensor import Replicate, Shard
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
     tp = tp_mesh.size()
@@ -123,11 +125,27 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
                     rows.bias.data = rows.bias.data[order.to(rows.bias.device)]
             setattr(rows, ROWS_ATTRIBUTE, order)
         parallelize_module(block, tp_mesh, plan)
+    # The vocabulary split over the group: the embedding table by rows (each process looks up the tokens
+    # of its slice, the partial embeddings all-reduced), the head by output (logits of its slice only,
+    # litllm.parallel.vocab's loss). A LoRA-adapted head keeps both whole (the tied pair must match).
+    vocab_parallel = model.lm_head is None or not hasattr(model.lm_head, "base_layer")
     for name in ("wte", "wpe", "norm", "lm_head"):
-        if getattr(model, name) is not None:
-            replicate(getattr(model, name), tp_mesh)
-    # replicate() made a new parameter for wte: share it with the head again (a pipeline's last stage keeps
-    # its own copy of the tied matrix instead, see litllm.parallel.pipeline)
+        module = getattr(model, name)
+        if module is None:
+            continue
+        if vocab_parallel and name == "wte":
+            parallelize_module(module, tp_mesh, RowwiseParallel(input_layouts=Replicate()))
+        elif vocab_parallel and name == "lm_head":
+            # A pipeline stage hands plain tensors to torch.distributed.pipelining (Pipeline.vocab_logits
+            # turns them back); a whole model keeps the DTensor, which says how the vocabulary is split.
+            local = isinstance(model, PipelineStageModule)
+            parallelize_module(module, tp_mesh, ColwiseParallel(output_layouts=Shard(-1), use_local_output=local))
+            if local:
+                model.vocab_parallel_mesh = tp_mesh
+        else:
+            replicate(module, tp_mesh)
+    # Splitting or replicating made new parameters for wte: share it with the head again (a pipeline's last
+    # stage keeps its own copy of the tied matrix instead, see litllm.parallel.pipeline)
     if config.tie_embeddings and model.wte is not None and model.lm_head is not None:
         head = getattr(model.lm_head, "base_layer", model.lm_head)  # an adapted head keeps its base's weight
         head.weight = model.wte.weight

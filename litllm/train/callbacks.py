@@ -345,13 +345,5 @@ def default_callbacks() -> list[Callback]:
     from litllm.train.guard import DivergenceGuard
     from litllm.train.resume import StepSeed
 
-    return [
-        SpeedMonitor(),
-        SampleGeneration(),
-        LossCurve(),
-        ModelExport(),
-        DivergenceGuard(),
-        StepSeed(),
-        RunFacts(),
-        AnyLayoutResume(),
-    ]
+    here = [SpeedMonitor(), SampleGeneration(), LossCurve(), ModelExport()]
+    return [*here, DivergenceGuard(), StepSeed(), RunFacts(), AnyLayoutResume()]

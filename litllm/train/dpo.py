@@ -30,16 +30,15 @@ from torchmetrics import MeanMetric
 
 from litllm.data.preference import split_pairs
 from litllm.errors import ConfigError
+from litllm.parallel.vocab import cross_entropy
 from litllm.train.base import LLMModule
 from litllm.train.distributed import fsdp_mesh, global_mean, shard
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of log p(label) over positions whose label is not -100, per row."""
-    mask = labels != -100
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    picked = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * mask).sum(dim=-1)
+    """Sum of log p(label) over positions whose label is not -100, per row (logits may be split over the
+    vocabulary, ``litllm.parallel.vocab``)."""
+    return -cross_entropy(logits, labels, reduction="none").sum(dim=-1)
 
 
 def preference_loss(
@@ -193,7 +192,7 @@ class DPOModule(LLMModule):
 
         def reference_logprobs(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             reference.append(sequence_logprobs(logits, rows).detach())
-            return logits.new_zeros(())
+            return torch.zeros((), device=rows.device)
 
         if self.reference_pipeline is not None:
             self.reference_pipeline.eval_step(ids, labels, reference_logprobs, microbatches=n)

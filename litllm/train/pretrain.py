@@ -7,20 +7,21 @@ finetuning are the same module: the method is configuration of the shared base (
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from litllm.parallel.vocab import cross_entropy
 from litllm.train.base import LLMModule
 from litllm.train.distributed import global_mean
 
 
 def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over positions whose label is not -100 (computed in float32)."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+    """Mean cross-entropy over positions whose label is not -100 (computed in float32; logits may be split
+    over the vocabulary, ``litllm.parallel.vocab``)."""
+    return cross_entropy(logits, labels)
 
 
 def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum of the cross-entropies of positions whose label is not -100 (computed in float32)."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
+    return cross_entropy(logits, labels, reduction="sum")
 
 
 class PretrainModule(LLMModule):
@@ -45,7 +46,7 @@ class PretrainModule(LLMModule):
             if self.is_logging_step():  # the global batch's loss, whatever the number of processes
                 self.log("train/loss", global_mean(self.trainer, loss), prog_bar=True, on_step=True, on_epoch=False)
             return loss
-        loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
+        loss_sum = summed_token_loss(logits, labels)
         tokens = self.count_loss_tokens(labels)
         self.train_loss = loss_sum.detach() / tokens.clamp(min=1)
         if self.is_logging_step():  # the token mean of the global batch (processes hold different numbers)

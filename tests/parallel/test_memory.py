@@ -78,7 +78,7 @@ def test_layouts_divide_what_they_split():
     recompute = estimate_memory(config, 4, 1024, Layout(activation_checkpointing=True))
     assert fsdp.model_states == pytest.approx(one.model_states / 4)
     assert ddp.model_states == one.model_states and ddp.gathered == one.weights  # gradient buckets
-    assert one.model_states / 2 < tp.model_states < one.model_states  # embeddings and head stay whole
+    assert one.model_states / 2 < tp.model_states < one.model_states  # norms and positions stay whole
     assert tp.activations < one.activations
     assert pp.parameters < one.parameters and gpipe.activations == 2 * pp.activations
     blocks_one = one.activations - recompute.activations

@@ -1,0 +1,57 @@
+"""A vocabulary split over 2 tensor-parallel processes (gloo, loopback) gives the whole vocabulary's numbers.
+
+``vocab_run.py`` (two processes, never inside pytest) splits a tiny GPT-2-style model with a tied head and
+a vocabulary of 301 (slices of 151 and 150 tokens) and compares with the whole model: the cross-entropy
+(mean, sum, per position, with unlabelled positions and the last token of the vocabulary as a label),
+DPO's sequence log-probs, the logits gathered for sampling, and the gradients of the tied embedding (from
+both the lookup and the head) and of a block.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+RUN = Path(__file__).with_name("vocab_run.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_vocabulary_parallel_loss_logits_and_gradients_equal_the_whole_vocabulary(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "diffs.json"
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": "2",
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(RUN), str(out)],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    diffs = json.loads(out.read_text())
+    assert diffs["loss_mean"] <= 1e-5 and diffs["loss_none"] <= 1e-5, diffs
+    assert diffs["loss_sum"] <= 1e-4, diffs  # a sum of ~45 losses of ~5.7
+    assert diffs["logprobs"] <= 1e-4 and diffs["sampling_logits"] <= 1e-5, diffs
+    assert diffs["grad_scale"] > 1e-2  # gradients worth comparing
+    assert diffs["grad_tied_embedding"] <= 1e-6 and diffs["grad_block"] <= 1e-6, diffs
