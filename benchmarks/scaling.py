@@ -32,10 +32,11 @@ CONFIGS = [  # (name, strategy, processes, activation checkpointing)
     ("2 processes FSDP2", "fsdp", 2, False),
     ("2 processes FSDP2 + AC", "fsdp", 2, True),
     ("2 processes tensor parallel (tp2)", "tp2", 2, False),
+    ("2 processes tp2 + sequence parallel", "tp2-sp", 2, False),
     ("2 processes pipeline (pp2, 1F1B, 2 micro-batches)", "pp2", 2, False),
 ]
 # Processes per data-parallel replica: they read the same batch (tensor and pipeline parallelism split the model).
-SHARING = {"tp2": 2, "pp2": 2}
+SHARING = {"tp2": 2, "tp2-sp": 2, "pp2": 2}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -47,7 +48,7 @@ def child(args: argparse.Namespace) -> None:
     from timing import StepTimer
 
     from litllm.data import LLMDataModule
-    from litllm.parallel import register_strategies
+    from litllm.parallel import MeshStrategy, register_strategies
     from litllm.train import PretrainModule
 
     register_strategies()
@@ -55,7 +56,9 @@ def child(args: argparse.Namespace) -> None:
     replicas = world // SHARING.get(args.strategy, 1)
     dm = LLMDataModule(vocab_size=2048, block_size=256, batch_size=8 // replicas, cache_dir=args.cache)
     module = PretrainModule(arch="gpt-10m", activation_checkpointing=args.ac, warmup_steps=1, max_steps=args.steps + 2)
-    strategy = {"single": "auto", "ddp": "ddp", "fsdp": ModelParallelStrategy()}.get(args.strategy, args.strategy)
+    named = {"single": "auto", "ddp": "ddp", "fsdp": ModelParallelStrategy()}
+    named["tp2-sp"] = MeshStrategy(tensor_parallel_size=2, sequence_parallel=True)
+    strategy = named.get(args.strategy, args.strategy)
     timer = StepTimer(warmup=2)
     trainer = L.Trainer(
         accelerator="cpu",

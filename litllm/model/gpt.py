@@ -170,8 +170,8 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, cache: LayerCache | None = None
     ) -> torch.Tensor:
-        b, t, _ = x.shape
         qkv = self.qkv(x)
+        b, t, _ = qkv.shape  # (under sequence parallelism x holds a part of the sequence, qkv all of it)
         # Head counts from the width: under tensor parallelism (litllm.parallel) a process holds only its heads.
         n_kv_head = qkv.size(-1) // self.head_dim // (self.n_head // self.n_kv_head + 2)
         n_head = n_kv_head * (self.n_head // self.n_kv_head)

@@ -21,7 +21,8 @@ this backbone (``litllm.model.gpt``) with PyTorch's fused attention (no T x T ma
 - per block: the block input, the two norms' outputs and the attention residual (4 x n_embd, whole
   under tensor parallelism; RMSNorm one n_embd more), q, k and v (n_embd + 2 x kv width), with rotary
   positions q and k twice more, with QK-norm about 1.5 times q and k more, the attention output, the MLP hidden activations (GELU and ReLU²: 2 x
-  intermediate, SwiGLU: 4 x intermediate); all but the first group split by tensor parallelism; a dropout
+  intermediate, SwiGLU: 4 x intermediate); all but the first group split by tensor parallelism, the first
+  group (and the dropout masks and kept block inputs) too with sequence parallelism; a dropout
   mask (one byte per element) for each of the two residual branches when dropout > 0 (on the CPU,
   attention dropout makes PyTorch fall back to the unfused kernel, which keeps the T x T weights: not
   counted); with activation checkpointing only the block input is kept (and one block's activations
@@ -65,6 +66,8 @@ class Layout:
         schedule: Pipeline schedule (``gpipe`` keeps every micro-batch's activations, ``1f1b`` at most
             one per stage).
         activation_checkpointing: Recompute block activations in backward (keep block inputs only).
+        sequence_parallel: Split what tensor parallelism leaves whole in a block (the residual stream,
+            the norms, dropout masks) along the sequence too.
     """
 
     data_parallel: int = 1
@@ -74,6 +77,7 @@ class Layout:
     microbatches: int = 1
     schedule: Literal["gpipe", "1f1b"] = "1f1b"
     activation_checkpointing: bool = False
+    sequence_parallel: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,11 +182,12 @@ def estimate_memory(
         gathered = 0.0
     tokens = micro_batch * seq_len
     whole, split = _activation_elements(config, t)
-    per_block = (whole + split) * compute_bytes
+    spread = t if layout.sequence_parallel else 1  # what tensor parallelism leaves whole, split by sequence
+    per_block = (whole / spread + split) * compute_bytes
     if config.dropout > 0:
-        per_block += 2 * config.n_embd  # the two residual dropout masks, one byte per element
+        per_block += 2 * config.n_embd / spread  # the two residual dropout masks, one byte per element
     if layout.activation_checkpointing:
-        kept = blocks * config.n_embd * compute_bytes + per_block  # block inputs, one block recomputed
+        kept = blocks * config.n_embd / spread * compute_bytes + per_block  # block inputs, one block recomputed
     else:
         kept = blocks * per_block
     head = 2 * config.n_embd * compute_bytes + 4 * config.vocab_size / t
@@ -246,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--microbatches", type=int, default=1)
     parser.add_argument("--schedule", choices=["gpipe", "1f1b"], default="1f1b")
     parser.add_argument("--activation_checkpointing", action="store_true")
+    parser.add_argument("--sequence_parallel", action="store_true", help="with --tensor_parallel > 1")
     parser.add_argument("--precision", choices=["32-true", "bf16-mixed", "bf16-true"], default="bf16-mixed")
     parser.add_argument("--optimizer", choices=["adamw", "adamw8bit", "muon"], default="adamw")
     args = parser.parse_args(argv)
@@ -261,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         microbatches=args.microbatches,
         schedule=args.schedule,
         activation_checkpointing=args.activation_checkpointing,
+        sequence_parallel=args.sequence_parallel,
     )
     e = estimate_memory(
         config, args.micro_batch, args.seq_len or config.block_size, layout, args.precision, args.optimizer

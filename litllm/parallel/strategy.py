@@ -93,6 +93,10 @@ class MeshStrategy(ModelParallelStrategy):
         pipeline_cut_points: The block at which each stage after the first starts (P - 1 increasing
             indices), e.g. ``[6]`` for 12 blocks on 2 stages. None: balanced by parameter count (the
             embeddings count towards the first stage, the head towards the last).
+        sequence_parallel: Also split the residual stream, the norms and the residual dropout of each
+            tensor-parallel group along the sequence (activation memory between the layers divided by the
+            group size; the same collectives' volume: reduce-scatter and all-gather instead of all-reduce).
+            Whole models without LoRA: refused in one line under a pipeline or with adapters.
         save_distributed_checkpoint: Save sharded checkpoints (one file per process) rather than one full
             file (pipeline parallelism saves sharded checkpoints only).
         process_group_backend: ``nccl`` on GPU, ``gloo`` on CPU by default.
@@ -107,6 +111,7 @@ class MeshStrategy(ModelParallelStrategy):
         pipeline_schedule: Literal["gpipe", "1f1b"] = "1f1b",
         pipeline_microbatches: int | None = None,
         pipeline_cut_points: list[int] | None = None,
+        sequence_parallel: bool = False,
         save_distributed_checkpoint: bool = True,
         process_group_backend: str | None = None,
         timeout: timedelta | None = default_pg_timeout,
@@ -128,6 +133,11 @@ class MeshStrategy(ModelParallelStrategy):
                 "pipeline parallelism saves sharded checkpoints only (each stage writes its own weights): "
                 "leave save_distributed_checkpoint=True; the final model directory is one file"
             )
+        if sequence_parallel and pipeline_parallel_size > 1:
+            raise ConfigError(
+                "sequence_parallel splits whole models, not pipeline stages: set sequence_parallel: false or "
+                "pipeline_parallel_size: 1"
+            )
         if pipeline_cut_points is not None and len(pipeline_cut_points) != pipeline_parallel_size - 1:
             raise ConfigError(
                 f"pipeline_cut_points={pipeline_cut_points} must give {pipeline_parallel_size - 1} block index(es): "
@@ -145,6 +155,7 @@ class MeshStrategy(ModelParallelStrategy):
         self.pipeline_schedule = pipeline_schedule
         self.pipeline_microbatches = microbatches
         self.pipeline_cut_points = list(pipeline_cut_points) if pipeline_cut_points is not None else None
+        self.sequence_parallel = sequence_parallel
 
     def _shape(self) -> tuple[int, int]:
         return mesh_shape(self.world_size, *self._requested, self._pipeline_parallel_size)

@@ -20,8 +20,11 @@ The vocabulary is split too: the embedding table by rows, the head by output, so
 holds the logits of its slice of the vocabulary only and the loss is computed on the slices
 (``litllm.parallel.vocab``); an adapted (LoRA) head and its tied embedding stay whole. The residual
 stream, the norms and learned positions stay replicated: every process of a group computes them in full
-on the same batch (no sequence parallelism). Attention reads its head counts from the width of its qkv output
-(``litllm.model.gpt.Attention``), so the same code runs on n_head / tp heads.
+on the same batch, unless ``sequence_parallel``: then between the layers each process holds its part of
+the sequence (norms and residual dropout run on it; column-wise layers all-gather the sequence, row-wise
+ones reduce-scatter into it; ``split_sequence`` cuts the embeddings' output before the first block).
+Attention reads its head counts from the width of its qkv output (``litllm.model.gpt.Attention``), so
+the same code runs on n_head / tp heads.
 
 The fused qkv projection stores the rows of all query heads, then all key heads, then all value
 heads. A contiguous split of those rows would give process 0 queries only; so before sharding, the
@@ -41,6 +44,8 @@ from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
 from litllm.parallel.pipeline import PipelineStageModule
 
+SEQUENCE_PARALLEL = "sequence_parallel"
+"""Set (True) on a model whose residual stream ``parallelize`` split along the sequence."""
 ROWS_ATTRIBUTE = "tensor_parallel_rows"
 """Set on a reordered qkv ``nn.Linear``: the order of its rows (``qkv_rows``), to undo on export."""
 
@@ -68,14 +73,15 @@ def qkv_rows(config: ModelConfig, tp: int) -> torch.Tensor:
     return torch.cat(parts, dim=1).reshape(-1)
 
 
-def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
+def parallelize(model: GPT | PipelineStageModule, tp_mesh, sequence_parallel: bool = False) -> None:
     """Shard every block of ``model`` (a whole GPT or one pipeline stage) over the 1-D ``tp_mesh`` (in place).
 
     Call before FSDP. A pipeline stage's blocks, and whichever of the embeddings, final norm and head it
-    holds, are treated as the whole model's.
+    holds, are treated as the whole model's. ``sequence_parallel``: also split the residual stream, the
+    norms and the residual dropout along the sequence (whole GPTs without LoRA; see the module docstring).
     """
     from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, SequenceParallel, parallelize_module
 
     tp = tp_mesh.size()
     if tp == 1:
@@ -89,6 +95,13 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
             f"tensor parallelism (tensor_parallel_size={tp}) cannot split QLoRA's 4-bit base: "
             "use model.method=lora, or ddp for QLoRA"
         )
+    if sequence_parallel and (
+        isinstance(model, PipelineStageModule) or any(hasattr(m, "base_layer") for m in model.modules())
+    ):
+        raise ConfigError(
+            "sequence_parallel splits whole models without adapters: not a pipeline stage, not LoRA's layers "
+            "(set sequence_parallel: false)"
+        )
     config = model.config
     check_divisible(config, tp)
     order = qkv_rows(config, tp)
@@ -96,9 +109,16 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
     if config.mlp == "swiglu":
         split["mlp.gate"] = "column"
     blocks = model.blocks.values() if isinstance(model.blocks, torch.nn.ModuleDict) else model.blocks
+    # With sequence parallelism the residual stream between the layers holds this process's part of the
+    # sequence: the column-wise layers gather it, the row-wise ones reduce-scatter into it.
+    column = ColwiseParallel(input_layouts=Shard(1)) if sequence_parallel else ColwiseParallel()
+    row = RowwiseParallel(output_layouts=Shard(1)) if sequence_parallel else RowwiseParallel()
     for block in blocks:
-        replicate(block.norm_1, tp_mesh)
-        replicate(block.norm_2, tp_mesh)
+        for norm in (block.norm_1, block.norm_2):
+            if sequence_parallel:  # each process normalises its positions (the weights' gradients summed)
+                parallelize_module(norm, tp_mesh, SequenceParallel(use_local_output=True))
+            else:
+                replicate(norm, tp_mesh)
         if config.qk_norm:  # applied to this process's heads (dim 1): their gradients are summed over the group
             replicate(block.attn.q_norm, tp_mesh, Shard(1))
             replicate(block.attn.k_norm, tp_mesh, Shard(1))
@@ -106,7 +126,7 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
         for name, how in split.items():
             layer = block.get_submodule(name)
             if not hasattr(layer, "base_layer"):
-                plan[name] = ColwiseParallel() if how == "column" else RowwiseParallel()
+                plan[name] = column if how == "column" else row
                 continue
             plan[f"{name}.base_layer"] = ColwiseParallel() if how == "column" else RowwiseParallel()
             for adapter in layer.lora_A:  # replicated in one, split like the base in the other (module docstring)
@@ -133,13 +153,17 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
         module = getattr(model, name)
         if module is None:
             continue
-        if vocab_parallel and name == "wte":
+        if sequence_parallel and name == "norm":
+            parallelize_module(module, tp_mesh, SequenceParallel(use_local_output=True))
+        elif vocab_parallel and name == "wte":
             parallelize_module(module, tp_mesh, RowwiseParallel(input_layouts=Replicate()))
         elif vocab_parallel and name == "lm_head":
             # A pipeline stage hands plain tensors to torch.distributed.pipelining (Pipeline.vocab_logits
             # turns them back); a whole model keeps the DTensor, which says how the vocabulary is split.
             local = isinstance(model, PipelineStageModule)
-            parallelize_module(module, tp_mesh, ColwiseParallel(output_layouts=Shard(-1), use_local_output=local))
+            whole = Shard(1) if sequence_parallel else Replicate()  # (the head gathers the sequence)
+            style = ColwiseParallel(input_layouts=whole, output_layouts=Shard(-1), use_local_output=local)
+            parallelize_module(module, tp_mesh, style)
             if local:
                 model.vocab_parallel_mesh = tp_mesh
         else:
@@ -149,6 +173,38 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh) -> None:
     if config.tie_embeddings and model.wte is not None and model.lm_head is not None:
         head = getattr(model.lm_head, "base_layer", model.lm_head)  # an adapted head keeps its base's weight
         head.weight = model.wte.weight
+    if sequence_parallel:
+        split_sequence(model, tp_mesh)
+
+
+def split_sequence(model: GPT, tp_mesh) -> None:
+    """Sequence parallelism's hooks around the blocks of ``model``: the embeddings' output (whole on every process)
+    cut into the processes' parts of the sequence before the first block; token ids right-padded to a multiple of
+    the group size and the logits cut back (causal attention: padding at the end changes no earlier logit)."""
+    import torch.nn.functional as F
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+
+    tp, lengths = tp_mesh.size(), []
+
+    def pad(module, args, kwargs):
+        idx, cache = args[0], args[1] if len(args) > 1 else kwargs.get("cache")
+        if cache is not None:
+            raise ValueError("a sequence-parallel model runs without a key/value cache (one new token does not split)")
+        lengths.append(idx.size(1))
+        return (F.pad(idx, (0, -idx.size(1) % tp)), *args[1:]), kwargs
+
+    def cut(module, args, kwargs, logits):
+        t = lengths.pop()
+        return logits if logits.size(1) == t else logits[:, :t]
+
+    def scatter(module, args):  # backward: the parts' gradients gathered
+        x = DTensor.from_local(args[0], tp_mesh, [Replicate()], run_check=False)
+        return (x.redistribute(tp_mesh, [Shard(1)]).to_local(), *args[1:])
+
+    model.register_forward_pre_hook(pad, with_kwargs=True)
+    model.register_forward_hook(cut, with_kwargs=True)
+    model.blocks[0].register_forward_pre_hook(scatter)
+    setattr(model, SEQUENCE_PARALLEL, True)
 
 
 def replicate(module: torch.nn.Module, tp_mesh, input_placement=None) -> None:

@@ -1,4 +1,5 @@
-"""Callbacks that let a person see a run: speed, samples, loss curve, and the final model directory."""
+"""Callbacks that let a person see a run: speed, samples (``litllm.train.samples``), loss curve, and the final
+model directory."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from litllm.data.sampler import data_parallel_split
 from litllm.model.model_dir import ModelDir
 from litllm.train.distributed import full_state_dict
+from litllm.train.samples import SampleGeneration  # noqa: F401 (recipes name it here: litllm.train.callbacks)
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -114,124 +116,6 @@ def gpu_peak_flops(device: torch.device, precision: str) -> float | None:
         return None
     name = torch.cuda.get_device_name(device)
     return next((v for k, v in _GPU_PEAK_BF16.items() if k in name), None)
-
-
-class SampleGeneration(Callback):
-    """Print (and save to ``samples.txt``) a short generation after each validation.
-
-    Args:
-        prompt: Text to continue; empty starts from end-of-text (a fresh document).
-        max_new_tokens: Length of the sample.
-        temperature: Sampling temperature (0 is greedy).
-        top_k: Sample only among the k most likely tokens.
-    """
-
-    def __init__(
-        self, prompt: str = "", max_new_tokens: int = 64, temperature: float = 0.8, top_k: int | None = 50
-    ) -> None:
-        self.prompt, self.max_new_tokens = prompt, max_new_tokens
-        self.temperature, self.top_k = temperature, top_k
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.max_new_tokens <= 0:
-            return
-        tokenizer = getattr(pl_module, "tokenizer", None)
-        if tokenizer is None:
-            return
-        if getattr(pl_module, "pipeline", None) is not None:
-            text = self.sample_through_pipeline(pl_module, tokenizer)  # every process takes part
-        else:
-            # Under FSDP every forward pass gathers the shards from all processes, so every rank generates
-            # (the same tokens, for the same number of steps); otherwise rank 0 alone.
-            sharded = any(hasattr(p, "full_tensor") for p in pl_module.backbone.parameters())
-            if not (trainer.is_global_zero or sharded):
-                return
-            text = self.sample(pl_module, tokenizer, fixed_length=sharded)
-        if not trainer.is_global_zero:
-            return
-        if getattr(pl_module, "template", None) is not None:
-            text = f"\n>>> {text}"  # an instruction and the model's answer, not a continuation
-        pl_module.print(f"\n--- sample at step {trainer.global_step} ---\n{self.prompt}{text}\n---")
-        out = Path(trainer.default_root_dir) / "samples.txt"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "a", encoding="utf-8") as f:
-            f.write(f"--- step {trainer.global_step} ---\n{self.prompt}{text}\n")
-
-    def prompt_ids(self, pl_module: L.LightningModule, tokenizer) -> list[int]:
-        """The sample's prompt as token ids (through the chat template when the module has one)."""
-        template = getattr(pl_module, "template", None)
-        text = template.prompt([{"role": "user", "content": self.prompt}]) if template is not None else self.prompt
-        return tokenizer.encode(text) if text else [tokenizer.eot_id]
-
-    def sample_through_pipeline(self, pl_module: L.LightningModule, tokenizer) -> str:
-        """``sample`` under pipeline parallelism: each new token is one forward pass of the whole context through
-        the stages (no key/value cache: a stage holds a part of the model), sampled on the last stage and
-        sent to every stage. Collective: every process runs it, for ``max_new_tokens`` steps."""
-        from litllm.infer.generate import sample_next
-
-        pipeline, device = pl_module.pipeline, pl_module.device
-        ids, new = self.prompt_ids(pl_module, tokenizer), []
-        block = pl_module.config.block_size
-        generator = torch.Generator(device=device).manual_seed(1234)
-        was_training = pipeline.module.training
-        pipeline.module.eval()
-        try:
-            with torch.no_grad():
-                for _ in range(self.max_new_tokens):
-                    context = (ids + new)[-block:]
-                    x = torch.zeros(1, block, dtype=torch.long, device=device)  # one shape: one schedule
-                    x[0, : len(context)] = torch.tensor(context, device=device)
-                    logits = pipeline.logits(x)
-                    token = None
-                    if logits is not None:
-                        row = logits[:, len(context) - 1].float()
-                        finite = bool(torch.isfinite(row).all())
-                        token = sample_next(row, self.temperature, self.top_k, None, generator) if finite else None
-                        token = token.reshape(()) if token is not None else torch.tensor(-1)
-                    token = int(pipeline.from_last_stage(token))
-                    if token < 0:
-                        return "(no sample: the model's output probabilities are not finite)"
-                    new.append(token)
-        finally:
-            pipeline.module.train(was_training)
-        if tokenizer.eot_id in new:
-            new = new[: new.index(tokenizer.eot_id)]
-        return tokenizer.decode(new, skip_special_tokens=True)
-
-    def sample(self, pl_module: L.LightningModule, tokenizer, fixed_length: bool = False) -> str:
-        """Generate from the module's backbone; the text ends before the first end-of-text token.
-
-        ``fixed_length`` always runs ``max_new_tokens`` forward passes (no stop at end-of-text), so that
-        processes taking part in sharded forward passes make the same number of collective calls.
-        """
-        from litllm.infer.generate import generate
-
-        model = pl_module.backbone
-        ids = self.prompt_ids(pl_module, tokenizer)
-        prompt = torch.tensor([ids], dtype=torch.long, device=pl_module.device)
-        generator = torch.Generator(device=pl_module.device).manual_seed(1234)
-        was_training = model.training
-        model.eval()
-        try:
-            out = generate(
-                model,
-                prompt,
-                self.max_new_tokens,
-                temperature=self.temperature,
-                top_k=self.top_k,
-                eos_id=None if fixed_length else tokenizer.eot_id,
-                generator=generator,
-            )
-        except RuntimeError as err:  # a diverging model's probabilities are not finite: report, do not crash
-            if "probability tensor" not in str(err):
-                raise
-            return "(no sample: the model's output probabilities are not finite)"
-        finally:
-            model.train(was_training)
-        new_ids = out[0, len(ids) :].tolist()
-        if tokenizer.eot_id in new_ids:
-            new_ids = new_ids[: new_ids.index(tokenizer.eot_id)]
-        return tokenizer.decode(new_ids, skip_special_tokens=True)
 
 
 class LossCurve(Callback):

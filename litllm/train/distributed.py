@@ -51,7 +51,7 @@ def fsdp_mesh(model: torch.nn.Module, mesh, strategy):
     if not isinstance(strategy, MeshStrategy):
         return data_parallel_mesh(mesh)
     if mesh["tensor_parallel"].size() > 1:
-        parallelize(model, mesh["tensor_parallel"])
+        parallelize(model, mesh["tensor_parallel"], strategy.sequence_parallel)
     return mesh["data_parallel"]
 
 

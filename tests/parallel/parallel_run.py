@@ -3,6 +3,7 @@
     python parallel_run.py OUT.json --cache DIR --root DIR [--strategy auto|fsdp2|tp2|...] [--devices N]
         [--replicas R] [--arch tiny-gpt2|tiny-llama] [--n_layer L] [--steps N] [--ckpt_path P]
         [--pipeline P --pipeline_schedule gpipe|1f1b --microbatches M] [--accumulate A]
+        [--tensor T --sequence_parallel]
 
 Rank 0 writes the per-step training loss of the whole global batch (and the validation loss) to OUT.json;
 the run's consolidated model directory is ``<root>/final``, its samples ``<root>/samples.txt``.
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--microbatches", type=int, default=None, help="pipeline micro-batches per batch")
     parser.add_argument("--tensor", type=int, default=1, help="tensor-parallel size within each pipeline stage")
     parser.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step (of the global batch)")
+    parser.add_argument("--sequence_parallel", action="store_true", help="MeshStrategy(tensor_parallel_size=--tensor)")
     args = parser.parse_args(argv)
     register_strategies()
     strategy = args.strategy
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
             pipeline_schedule=args.pipeline_schedule,
             pipeline_microbatches=args.microbatches,
         )
+    if args.sequence_parallel:
+        strategy = MeshStrategy(tensor_parallel_size=args.tensor, sequence_parallel=True)
     overrides = {"qk_norm": True} if args.qk_norm else {}
     if args.n_layer is not None:
         overrides["n_layer"] = args.n_layer

@@ -73,6 +73,7 @@ def test_layouts_divide_what_they_split():
     fsdp = estimate_memory(config, 4, 1024, Layout(data_parallel=4))
     ddp = estimate_memory(config, 4, 1024, Layout(data_parallel=4, sharded=False))
     tp = estimate_memory(config, 4, 1024, Layout(tensor_parallel=2))
+    sp = estimate_memory(config, 4, 1024, Layout(tensor_parallel=2, sequence_parallel=True))
     pp = estimate_memory(config, 4, 1024, Layout(pipeline_parallel=2, microbatches=4))
     gpipe = estimate_memory(config, 4, 1024, Layout(pipeline_parallel=2, microbatches=4, schedule="gpipe"))
     recompute = estimate_memory(config, 4, 1024, Layout(activation_checkpointing=True))
@@ -80,6 +81,8 @@ def test_layouts_divide_what_they_split():
     assert ddp.model_states == one.model_states and ddp.gathered == one.weights  # gradient buckets
     assert one.model_states / 2 < tp.model_states < one.model_states  # norms and positions stay whole
     assert tp.activations < one.activations
+    assert sp.model_states == tp.model_states and sp.activations < tp.activations
+    assert sp.activations > one.activations / 2  # the head's input is gathered whole
     assert pp.parameters < one.parameters and gpipe.activations == 2 * pp.activations
     blocks_one = one.activations - recompute.activations
     assert blocks_one > 0.5 * one.activations and recompute.model_states == one.model_states

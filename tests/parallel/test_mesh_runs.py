@@ -165,6 +165,18 @@ def test_tp2_llama_style_matches_one_process_in_training_validation_and_sampling
     same_model_directory(tmp / "tp2-llama" / "final", tmp / "single-tiny-llama" / "final", "tiny-llama")
 
 
+def test_sequence_parallel_tp2_llama_style_matches_one_process_in_training_validation_and_sampling(tmp, single):
+    """The residual stream, norms and dropout split along the sequence as well (with activation recomputation)."""
+    reference = single["tiny-llama"]
+    args = ("--tensor", "2", "--sequence_parallel", "--devices", "2", "--arch", "tiny-llama", "--qk_norm")
+    got = run(tmp, "tp2-sp-llama", *args, "--val_batches", "2", "--activation_checkpointing")
+    same_losses(got["losses"], reference["losses"])
+    assert got["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
+    # The sample: one forward pass of the padded context per token (sequence parallelism keeps no KV cache).
+    assert (tmp / "tp2-sp-llama" / "samples.txt").read_text() == (tmp / "single-tiny-llama" / "samples.txt").read_text()
+    same_model_directory(tmp / "tp2-sp-llama" / "final", tmp / "single-tiny-llama" / "final", "tiny-llama")
+
+
 def test_fsdp2_times_tp2_on_four_processes_matches_one_process(tmp, single):
     args = ("--strategy", "tp2", "--devices", "4", "--replicas", "2", "--arch", "tiny-llama", "--qk_norm")
     got = run(tmp, "dp2-tp2", *args)

@@ -4,7 +4,8 @@
 a vocabulary of 301 (slices of 151 and 150 tokens) and compares with the whole model: the cross-entropy
 (mean, sum, per position, with unlabelled positions and the last token of the vocabulary as a label),
 DPO's sequence log-probs, the logits gathered for sampling, and the gradients of the tied embedding (from
-both the lookup and the head) and of a block.
+both the lookup and the head) and of a block; with sequence parallelism too (an odd length padded and cut
+back, learned positions, a norm's weight whose gradient sums both halves of the sequence).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ RUN = Path(__file__).with_name("vocab_run.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_vocabulary_parallel_loss_logits_and_gradients_equal_the_whole_vocabulary(tmp_path):
+def test_vocabulary_and_sequence_parallel_loss_logits_and_gradients_equal_the_whole_model(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -55,3 +56,8 @@ def test_vocabulary_parallel_loss_logits_and_gradients_equal_the_whole_vocabular
     assert diffs["logprobs"] <= 1e-4 and diffs["sampling_logits"] <= 1e-5, diffs
     assert diffs["grad_scale"] > 1e-2  # gradients worth comparing
     assert diffs["grad_tied_embedding"] <= 1e-6 and diffs["grad_block"] <= 1e-6, diffs
+    # Sequence parallelism: 15 tokens padded to 16, each process's blocks see 8 positions.
+    assert diffs["sequence_parallel_block_positions"] == 8
+    assert diffs["sequence_parallel_loss"] <= 1e-5, diffs
+    assert diffs["sequence_parallel_grad_norm_weight"] <= 1e-6, diffs
+    assert diffs["sequence_parallel_grad_positions"] <= 1e-6, diffs

@@ -5,7 +5,8 @@
 Builds the same tiny GPT-2-style model (tied head, a vocabulary of 301: the two slices differ in size) in
 every process, splits one copy with litllm's tensor-parallel plan over both processes, and compares with
 the whole model: the loss (mean, sum, per position), DPO's sequence log-probs, the gradients of the tied
-embedding and of a block, the logits gathered for sampling. Rank 0 writes the largest differences.
+embedding and of a block, the logits gathered for sampling; then the same with sequence parallelism on an
+odd length. Rank 0 writes the largest differences.
 """
 
 from __future__ import annotations
@@ -61,6 +62,25 @@ def main(out: str) -> None:
     proj = split.blocks[0].attn.proj.weight.grad.full_tensor()
     diffs["grad_block"] = float((proj - whole.blocks[0].attn.proj.weight.grad).abs().max())
     diffs["grad_scale"] = float(whole.wte.weight.grad.abs().max())
+    # Sequence parallelism on top: an odd length (15 tokens, padded to 16 and cut back), learned positions,
+    # dropout off. Each process's blocks see its half of the padded sequence.
+    sequence = copy.deepcopy(whole)
+    sequence.zero_grad()
+    parallelize(sequence, mesh["tensor_parallel"], sequence_parallel=True)
+    seen = []
+    sequence.blocks[1].register_forward_pre_hook(lambda module, args: seen.append(args[0].size(1)))
+    odd_ids, odd_labels = ids[:, :15], labels[:, :15]
+    got = cross_entropy(sequence(odd_ids), odd_labels)
+    want = F.cross_entropy(whole(odd_ids).flatten(0, 1), odd_labels.flatten(), ignore_index=-100)
+    diffs["sequence_parallel_loss"] = float((got - want).detach().abs())
+    diffs["sequence_parallel_block_positions"] = seen[0]
+    whole.zero_grad()
+    got.backward()
+    want.backward()
+    grad = sequence.blocks[0].norm_1.weight.grad.full_tensor()  # summed over both halves of the sequence
+    diffs["sequence_parallel_grad_norm_weight"] = float((grad - whole.blocks[0].norm_1.weight.grad).abs().max())
+    grad = sequence.wpe.weight.grad.full_tensor()
+    diffs["sequence_parallel_grad_positions"] = float((grad - whole.wpe.weight.grad).abs().max())
     if dist.get_rank() == 0:
         with open(out, "w") as f:
             json.dump(diffs, f)
