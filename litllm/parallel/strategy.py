@@ -96,7 +96,8 @@ class MeshStrategy(ModelParallelStrategy):
         sequence_parallel: Also split the residual stream, the norms and the residual dropout of each
             tensor-parallel group along the sequence (activation memory between the layers divided by the
             group size; the same collectives' volume: reduce-scatter and all-gather instead of all-reduce).
-            Whole models without LoRA: refused in one line under a pipeline or with adapters.
+            Under a pipeline too (each stage sends its part of the sequence on) and with LoRA (an adapted head
+            refuses it in one line).
         save_distributed_checkpoint: Save sharded checkpoints (one file per process) rather than one full
             file (pipeline parallelism saves sharded checkpoints only).
         process_group_backend: ``nccl`` on GPU, ``gloo`` on CPU by default.
@@ -132,11 +133,6 @@ class MeshStrategy(ModelParallelStrategy):
             raise ConfigError(
                 "pipeline parallelism saves sharded checkpoints only (each stage writes its own weights): "
                 "leave save_distributed_checkpoint=True; the final model directory is one file"
-            )
-        if sequence_parallel and pipeline_parallel_size > 1:
-            raise ConfigError(
-                "sequence_parallel splits whole models, not pipeline stages: set sequence_parallel: false or "
-                "pipeline_parallel_size: 1"
             )
         if pipeline_cut_points is not None and len(pipeline_cut_points) != pipeline_parallel_size - 1:
             raise ConfigError(

@@ -78,10 +78,15 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh, sequence_parallel: bo
 
     Call before FSDP. A pipeline stage's blocks, and whichever of the embeddings, final norm and head it
     holds, are treated as the whole model's. ``sequence_parallel``: also split the residual stream, the
-    norms and the residual dropout along the sequence (whole GPTs without LoRA; see the module docstring).
+    norms and the residual dropout along the sequence (not with a LoRA-adapted head; see the module docstring).
     """
     from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, SequenceParallel, parallelize_module
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        PrepareModuleInput,
+        RowwiseParallel,
+        parallelize_module,
+    )
 
     tp = tp_mesh.size()
     if tp == 1:
@@ -95,13 +100,8 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh, sequence_parallel: bo
             f"tensor parallelism (tensor_parallel_size={tp}) cannot split QLoRA's 4-bit base: "
             "use model.method=lora, or ddp for QLoRA"
         )
-    if sequence_parallel and (
-        isinstance(model, PipelineStageModule) or any(hasattr(m, "base_layer") for m in model.modules())
-    ):
-        raise ConfigError(
-            "sequence_parallel splits whole models without adapters: not a pipeline stage, not LoRA's layers "
-            "(set sequence_parallel: false)"
-        )
+    if sequence_parallel and hasattr(model.lm_head, "base_layer"):
+        raise ConfigError("sequence_parallel cannot split a LoRA-adapted head (leave lm_head out of lora_targets)")
     config = model.config
     check_divisible(config, tp)
     order = qkv_rows(config, tp)
@@ -116,7 +116,7 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh, sequence_parallel: bo
     for block in blocks:
         for norm in (block.norm_1, block.norm_2):
             if sequence_parallel:  # each process normalises its positions (the weights' gradients summed)
-                parallelize_module(norm, tp_mesh, SequenceParallel(use_local_output=True))
+                sequence_parallel_norm(norm, tp_mesh)
             else:
                 replicate(norm, tp_mesh)
         if config.qk_norm:  # applied to this process's heads (dim 1): their gradients are summed over the group
@@ -128,15 +128,22 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh, sequence_parallel: bo
             if not hasattr(layer, "base_layer"):
                 plan[name] = column if how == "column" else row
                 continue
-            plan[f"{name}.base_layer"] = ColwiseParallel() if how == "column" else RowwiseParallel()
+            # Sequence parallelism: a column-wise layer gathers the sequence for its base and adapter alike; a
+            # row-wise one reduce-scatters both into the sequence's parts (B then sees this process's part).
+            if sequence_parallel and how == "column":
+                plan[name] = PrepareModuleInput(
+                    input_layouts=Shard(1), desired_input_layouts=Replicate(), use_local_output=True
+                )
+            out = Shard(1) if sequence_parallel else Replicate()
+            plan[f"{name}.base_layer"] = ColwiseParallel() if how == "column" else RowwiseParallel(output_layouts=out)
             for adapter in layer.lora_A:  # replicated in one, split like the base in the other (module docstring)
                 a, b = layer.lora_A[adapter], layer.lora_B[adapter]
                 if how == "column":
                     replicate(a, tp_mesh)
                     plan[f"{name}.lora_B.{adapter}"] = ColwiseParallel()
                 else:
-                    plan[f"{name}.lora_A.{adapter}"] = RowwiseParallel()
-                    replicate(b, tp_mesh)
+                    plan[f"{name}.lora_A.{adapter}"] = RowwiseParallel(output_layouts=out)
+                    replicate(b, tp_mesh, Shard(1) if sequence_parallel else None)
         qkv = block.attn.qkv
         for rows in (qkv.base_layer, *qkv.lora_B.values()) if hasattr(qkv, "base_layer") else (qkv,):
             with torch.no_grad():
@@ -154,7 +161,7 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh, sequence_parallel: bo
         if module is None:
             continue
         if sequence_parallel and name == "norm":
-            parallelize_module(module, tp_mesh, SequenceParallel(use_local_output=True))
+            sequence_parallel_norm(module, tp_mesh)
         elif vocab_parallel and name == "wte":
             parallelize_module(module, tp_mesh, RowwiseParallel(input_layouts=Replicate()))
         elif vocab_parallel and name == "lm_head":
@@ -177,14 +184,33 @@ def parallelize(model: GPT | PipelineStageModule, tp_mesh, sequence_parallel: bo
         split_sequence(model, tp_mesh)
 
 
-def split_sequence(model: GPT, tp_mesh) -> None:
+def sequence_parallel_norm(norm: torch.nn.Module, tp_mesh) -> None:
+    """PyTorch's ``SequenceParallel`` on a norm, its parameters as trainable or frozen as before (the style makes
+    them all trainable: a LoRA run's frozen norms would train)."""
+    from torch.distributed.tensor.parallel import SequenceParallel, parallelize_module
+
+    frozen = {name for name, p in norm.named_parameters() if not p.requires_grad}
+    parallelize_module(norm, tp_mesh, SequenceParallel(use_local_output=True))
+    for name, p in norm.named_parameters():
+        p.requires_grad_(name not in frozen)
+
+
+def split_sequence(model: GPT | PipelineStageModule, tp_mesh) -> None:
     """Sequence parallelism's hooks around the blocks of ``model``: the embeddings' output (whole on every process)
     cut into the processes' parts of the sequence before the first block; token ids right-padded to a multiple of
-    the group size and the logits cut back (causal attention: padding at the end changes no earlier logit)."""
+    the group size and the logits cut back (causal attention: padding at the end changes no earlier logit).
+    A pipeline stage after the first receives its part of the sequence from the stage before (not padded:
+    a pipeline's batches are a multiple of 64 tokens long, see ``LLMModule.pipeline_batch``)."""
     import torch.nn.functional as F
     from torch.distributed.tensor import DTensor, Replicate, Shard
 
     tp, lengths = tp_mesh.size(), []
+
+    def scatter(module, args):  # backward: the parts' gradients gathered
+        if args[0].size(1) % tp:
+            raise ValueError(f"sequence parallelism over {tp} processes needs a length divisible by {tp}")
+        x = DTensor.from_local(args[0], tp_mesh, [Replicate()], run_check=False)
+        return (x.redistribute(tp_mesh, [Shard(1)]).to_local(), *args[1:])
 
     def pad(module, args, kwargs):
         idx, cache = args[0], args[1] if len(args) > 1 else kwargs.get("cache")
@@ -197,14 +223,15 @@ def split_sequence(model: GPT, tp_mesh) -> None:
         t = lengths.pop()
         return logits if logits.size(1) == t else logits[:, :t]
 
-    def scatter(module, args):  # backward: the parts' gradients gathered
-        x = DTensor.from_local(args[0], tp_mesh, [Replicate()], run_check=False)
-        return (x.redistribute(tp_mesh, [Shard(1)]).to_local(), *args[1:])
-
+    setattr(model, SEQUENCE_PARALLEL, True)
+    if isinstance(model, PipelineStageModule):
+        model.sequence_split = tp
+        if model.is_first:
+            next(iter(model.blocks.values())).register_forward_pre_hook(scatter)
+        return
     model.register_forward_pre_hook(pad, with_kwargs=True)
     model.register_forward_hook(cut, with_kwargs=True)
     model.blocks[0].register_forward_pre_hook(scatter)
-    setattr(model, SEQUENCE_PARALLEL, True)
 
 
 def replicate(module: torch.nn.Module, tp_mesh, input_placement=None) -> None:

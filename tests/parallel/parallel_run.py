@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
             tensor_parallel_size=args.tensor,
             pipeline_schedule=args.pipeline_schedule,
             pipeline_microbatches=args.microbatches,
+            sequence_parallel=args.sequence_parallel,
         )
-    if args.sequence_parallel:
+    elif args.sequence_parallel:
         strategy = MeshStrategy(tensor_parallel_size=args.tensor, sequence_parallel=True)
     overrides = {"qk_norm": True} if args.qk_norm else {}
     if args.n_layer is not None:

@@ -268,9 +268,10 @@ def test_fsdp2_times_pp2_on_four_processes_matches_one_process(tmp, single_deep)
 
 
 def test_pp2_times_tp2_on_four_processes_matches_one_process(tmp, single_deep):
-    """3-D parallelism: 2 stages, each stage's blocks split over 2 tensor-parallel processes (tied head, biases);
-    the final model directory is gathered from both stages with the qkv rows put back in the model's order."""
-    args = ("--pipeline", "2", "--tensor", "2", "--devices", "4", *PIPELINE)
+    """3-D parallelism: 2 stages, each stage's blocks split over 2 tensor-parallel processes (tied head, biases),
+    with sequence parallelism (each stage sends its half of the sequence on); the final model directory is
+    gathered from both stages with the qkv rows put back in the model's order."""
+    args = ("--pipeline", "2", "--tensor", "2", "--sequence_parallel", "--devices", "4", *PIPELINE)
     got = run(tmp, "pp2-tp2", *args)
     same_losses(got["losses"], single_deep["tiny-gpt2"]["losses"])
     sample = (tmp / "pp2-tp2" / "samples.txt").read_text()

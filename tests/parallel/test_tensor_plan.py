@@ -10,7 +10,7 @@ import torch
 from litllm.errors import ConfigError
 from litllm.model.config import ModelConfig
 from litllm.model.gpt import GPT
-from litllm.parallel.strategy import MeshStrategy, mesh_shape
+from litllm.parallel.strategy import mesh_shape
 from litllm.parallel.tensor import ROWS_ATTRIBUTE, canonical_qkv, check_divisible, qkv_rows
 
 CONFIGS = {
@@ -162,12 +162,10 @@ def test_tensor_parallelism_refuses_a_qlora_model_in_one_line():
         parallelize(model, SimpleNamespace(size=lambda: 2))
 
 
-def test_sequence_parallelism_refuses_pipelines_and_lora_in_one_line():
+def test_sequence_parallelism_refuses_an_adapted_head_in_one_line():
     from litllm.model.adapters import adapt
     from litllm.parallel.tensor import parallelize
 
-    with pytest.raises(ConfigError, match="sequence_parallel splits whole models, not pipeline stages"):
-        MeshStrategy(pipeline_parallel_size=2, sequence_parallel=True)
-    model = adapt(GPT(CONFIGS["gpt2"]), "lora", 4, 8, 0.0, ["qkv"], None, False)
-    with pytest.raises(ConfigError, match="sequence_parallel splits whole models without adapters"):
+    model = adapt(GPT(CONFIGS["gpt2"]), "lora", 4, 8, 0.0, ["qkv", "lm_head"], None, False)
+    with pytest.raises(ConfigError, match="sequence_parallel cannot split a LoRA-adapted head"):
         parallelize(model, SimpleNamespace(size=lambda: 2), sequence_parallel=True)

@@ -36,6 +36,18 @@ def losses(root: Path, key: str = "train/loss") -> list[float]:
     return [float(r[key]) for r in rows if r.get(key)]
 
 
+SEQUENCE_PARALLEL = (
+    "--trainer.strategy.class_path",
+    "litllm.parallel.MeshStrategy",
+    "--trainer.strategy.init_args.tensor_parallel_size",
+    "2",
+    "--trainer.strategy.init_args.sequence_parallel",
+    "true",
+)
+STRATEGY_ARGS = {"tp2-sp": SEQUENCE_PARALLEL}
+"""The command-line arguments of a strategy that has no short name (the others: ``--trainer.strategy NAME``)."""
+
+
 def finetune(
     verb: str,
     recipe: str,
@@ -62,7 +74,8 @@ def finetune(
         port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "litllm.cli", *args, "--trainer.strategy", strategy, "--trainer.devices", "2"]
+    chosen = STRATEGY_ARGS.get(strategy, ("--trainer.strategy", strategy))
+    command = [sys.executable, "-m", "litllm.cli", *args, *chosen, "--trainer.devices", "2"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
 
@@ -121,11 +134,12 @@ def assert_same_lora_exports(one: Path, two: Path) -> dict[str, torch.Tensor]:
     return b
 
 
-@pytest.mark.parametrize("strategy", ["tp2", "fsdp2"])
+@pytest.mark.parametrize("strategy", ["tp2", "tp2-sp", "fsdp2"])
 def test_lora_sft_under_tp2_and_fsdp2_matches_one_process(tmp_path, small_tokenizer, strategy):
-    """GPT-2 style (biases, tied head, LayerNorm): the base layers split (tp2) or sharded (fsdp2), adapters on
-    qkv (column-wise: B split by rows in qkv's reordered layout), proj and down (row-wise: A split by columns)
-    and up; the adapter directory and the merged model are exported from the gathered weights."""
+    """GPT-2 style (biases, tied head, LayerNorm): the base layers split (tp2, also with sequence parallelism:
+    padded batches of any length) or sharded (fsdp2), adapters on qkv (column-wise: B split by rows in qkv's
+    reordered layout), proj and down (row-wise: A split by columns) and up; the adapter directory and the
+    merged model are exported from the gathered weights."""
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_name("tiny-gpt2", block_size=256, n_layer=2, n_embd=64, n_head=4))
     base = ModelDir(tmp_path / "base").save(model, small_tokenizer).path
