@@ -10,7 +10,7 @@ hits both alike; the table reports the median tokens/s of each and their ratio.
     python benchmarks/train_throughput.py --quick         # fewer steps, for a smoke test
 
 The ~30M shape (GPT-2's 50,257-token head on 6 x 384 blocks, context 256, batch 8) adds ``compile`` rows:
-``torch.compile`` of the backbone on both sides. bf16-mixed rows are skipped on CPUs without fast bf16
+``torch.compile`` of the backbone and the loss on both sides. bf16-mixed rows are skipped on CPUs without fast bf16
 matrix units (AVX2-only CPUs emulate bf16 ~40x slower than fp32).
 
 Writes benchmarks/results/train_throughput.{json,md}.
@@ -96,7 +96,7 @@ def plain_pytorch(
     module = PretrainModule(arch=shape["arch"], arch_overrides=shape["overrides"], vocab_size=shape["vocab"])
     module.configure_model()
     model = module.model.train()
-    if compile:
+    if compile:  # the backbone and the loss, as nanoGPT compiles a forward that returns the loss
         model = torch.compile(model)
     optimizer = torch.optim.AdamW(module.parameter_groups(), lr=3e-4, betas=(0.9, 0.95), foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(10, steps + warmup, 0.1))
@@ -113,7 +113,7 @@ def plain_pytorch(
             batches = iter(loader)
             batch = next(batches)
         with autocast:
-            loss = next_token_loss(model(batch["input_ids"]), batch["labels"])
+            loss = next_token_loss(model(batch["input_ids"]), batch["labels"], compiled=compile)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -19,6 +19,7 @@ read the same under every layout.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -35,17 +36,20 @@ def is_vocab_parallel(logits: torch.Tensor) -> bool:
     )
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean", compiled: bool = False
+) -> torch.Tensor:
     """Cross-entropy (float32) of ``logits`` (..., V) against ``labels`` (...), positions labelled -100 left out.
 
     ``reduction``: ``mean`` over the labelled positions, ``sum``, or ``none`` (one loss per position, 0 where
     the label is -100). Logits split over the vocabulary (a DTensor from a vocabulary-parallel head) give
-    the same values as whole ones.
+    the same values as whole ones. ``compiled``: whole logits go through ``torch.compile``'s fused kernel
+    (no float32 copy of the logits, one pass for log-softmax and its gradient; what ``model.compile`` adds
+    to the backbone's compilation).
     """
-    flat_labels = labels.flatten()
     if not is_vocab_parallel(logits):
-        losses = F.cross_entropy(logits.flatten(0, -2).float(), flat_labels, ignore_index=-100, reduction=reduction)
-        return losses.view(labels.shape) if reduction == "none" else losses
+        return (_compiled_cross_entropy() if compiled else _cross_entropy)(logits, labels, reduction)
+    flat_labels = labels.flatten()
     local = logits.to_local().flatten(0, -2).float()
     mesh = logits.device_mesh
     group, rank = mesh.get_group(), mesh.get_local_rank()
@@ -56,6 +60,16 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "
     if reduction == "sum":
         return losses.sum()
     return losses.sum() / (flat_labels != -100).sum()  # (as F.cross_entropy: nan when nothing is labelled)
+
+
+def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
+    losses = F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), ignore_index=-100, reduction=reduction)
+    return losses.view(labels.shape) if reduction == "none" else losses
+
+
+@functools.cache
+def _compiled_cross_entropy():
+    return torch.compile(_cross_entropy)
 
 
 def whole_logits(logits: torch.Tensor) -> torch.Tensor:

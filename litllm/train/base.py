@@ -85,7 +85,7 @@ class LLMModule(PipelineTraining, optim.OneGradientNorm, L.LightningModule):
             eps: AdamW epsilon.
             optimizer_impl: AdamW kernel. ``auto`` picks ``fused`` on GPU unless gradient clipping is
                 combined with mixed precision (Lightning refuses that pair), ``foreach`` otherwise.
-            compile: Run the backbone through ``torch.compile`` (slow first step, faster after on GPU).
+            compile: Run the backbone and the loss through ``torch.compile`` (slow first step, faster after).
             method: ``full`` trains every weight; ``lora`` freezes the model and trains low-rank adapters
                 (peft); ``qlora`` also stores the frozen base in 4-bit (bitsandbytes) and needs ``init_from``.
             lora_r: LoRA rank.

@@ -13,15 +13,15 @@ from litllm.train.base import LLMModule
 from litllm.train.distributed import global_mean
 
 
-def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor, compiled: bool = False) -> torch.Tensor:
     """Mean cross-entropy over positions whose label is not -100 (computed in float32; logits may be split
-    over the vocabulary, ``litllm.parallel.vocab``)."""
-    return cross_entropy(logits, labels)
+    over the vocabulary, ``litllm.parallel.vocab``; ``compiled``: through ``torch.compile``)."""
+    return cross_entropy(logits, labels, compiled=compiled)
 
 
-def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor, compiled: bool = False) -> torch.Tensor:
     """Sum of the cross-entropies of positions whose label is not -100 (computed in float32)."""
-    return cross_entropy(logits, labels, reduction="sum")
+    return cross_entropy(logits, labels, reduction="sum", compiled=compiled)
 
 
 class PretrainModule(LLMModule):
@@ -41,12 +41,12 @@ class PretrainModule(LLMModule):
         if not self.padded_labels:
             # Packed text: every micro-batch holds the same number of labelled tokens, so the plain mean
             # already weighs every token of the step equally (and skips the normalisation pass).
-            loss = next_token_loss(logits, labels)
+            loss = next_token_loss(logits, labels, self.hparams.compile)
             self.train_loss = loss.detach()
             if self.is_logging_step():  # the global batch's loss, whatever the number of processes
                 self.log("train/loss", global_mean(self.trainer, loss), prog_bar=True, on_step=True, on_epoch=False)
             return loss
-        loss_sum = summed_token_loss(logits, labels)
+        loss_sum = summed_token_loss(logits, labels, self.hparams.compile)
         tokens = self.count_loss_tokens(labels)
         self.train_loss = loss_sum.detach() / tokens.clamp(min=1)
         if self.is_logging_step():  # the token mean of the global batch (processes hold different numbers)
@@ -65,7 +65,7 @@ class PretrainModule(LLMModule):
             loss_sum = self.pipeline.eval_step(*self.pipeline_batch(batch), summed_token_loss)
             self.val_loss.update(loss_sum / tokens.clamp(min=1), weight=tokens)
             return
-        loss = next_token_loss(self.model(batch["input_ids"]), labels)
+        loss = next_token_loss(self.model(batch["input_ids"]), labels, self.hparams.compile)
         self.val_loss.update(loss, weight=tokens)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

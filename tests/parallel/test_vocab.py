@@ -61,3 +61,24 @@ def test_vocabulary_and_sequence_parallel_loss_logits_and_gradients_equal_the_wh
     assert diffs["sequence_parallel_loss"] <= 1e-5, diffs
     assert diffs["sequence_parallel_grad_norm_weight"] <= 1e-6, diffs
     assert diffs["sequence_parallel_grad_positions"] <= 1e-6, diffs
+
+
+def test_the_compiled_loss_equals_the_eager_one():
+    """``model.compile`` compiles the loss too (``cross_entropy(compiled=True)``): the same mean, sum and
+    per-position losses and the same gradient, unlabelled positions left out."""
+    import torch
+
+    from litllm.parallel.vocab import cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 50, dtype=torch.bfloat16, requires_grad=True)
+    labels = torch.randint(0, 50, (2, 6))
+    labels[0, :2] = -100
+    for reduction in ("mean", "sum", "none"):
+        eager = cross_entropy(logits, labels, reduction)
+        (eager_grad,) = torch.autograd.grad(eager.sum(), logits)
+        compiled = cross_entropy(logits, labels, reduction, compiled=True)
+        (compiled_grad,) = torch.autograd.grad(compiled.sum(), logits)
+        assert compiled.dtype == torch.float32
+        torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(compiled_grad.float(), eager_grad.float(), rtol=1e-2, atol=1e-3)  # bf16 gradients
