@@ -148,7 +148,11 @@ class Pipeline:
         from torch.distributed.tensor import DTensor, Shard
 
         mesh = self.module.vocab_parallel_mesh
-        return output if mesh is None else DTensor.from_local(output, mesh, [Shard(output.dim() - 1)], run_check=False)
+        if mesh is None:
+            return output
+        shape = (*output.shape[:-1], self.module.config.vocab_size)  # (the slices may differ in size: say the whole)
+        stride = torch.empty(shape, device="meta").stride()
+        return DTensor.from_local(output, mesh, [Shard(output.dim() - 1)], run_check=False, shape=shape, stride=stride)
 
     def _run(self, runner, input_ids: torch.Tensor, labels: torch.Tensor, train: bool) -> list[torch.Tensor]:
         losses: list[torch.Tensor] = []

@@ -22,7 +22,6 @@ that saved it reads its own shards only (``MeshStrategy.load_checkpoint``).
 
 from __future__ import annotations
 
-import pickle
 import re
 import warnings
 from pathlib import Path
@@ -32,36 +31,27 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import CheckpointIO
-from torch.distributed.checkpoint import DefaultLoadPlanner
 
 from litllm.errors import CheckpointError
 from litllm.model.config import ModelConfig
+from litllm.parallel.safe_load import SafeFileSystemReader, SafeLoadPlanner
 
 OPTIMIZER_PARAMETERS = "optimizer_parameters"
 """Checkpoint key: for each optimizer, the names of its parameters, group by group, in the optimizer's order."""
 WHOLE = "litllm_whole"
 """Set on a checkpoint ``read_whole`` returned: its optimizer states are in the flat form (named parameters)."""
-QKV_ROWS = re.compile(r"attn\.qkv\.(weight|bias)$")
-"""The tensors whose rows tensor parallelism reorders (their optimizer states too)."""
+QKV_ROWS = re.compile(r"attn\.qkv\.(base_layer\.|lora_B\.[^.]+\.)?(weight|bias)$")
+"""The tensors whose rows tensor parallelism reorders (their optimizer states too; LoRA's base and B alike)."""
 
 
-class SafeLoadPlanner(DefaultLoadPlanner):
-    """PyTorch's load planner, reading the checkpoint's non-tensor items (optimizer settings) without running
-    code: its own planner unpickles them with ``weights_only=False``."""
-
-    def load_bytes(self, read_item, value) -> None:
-        try:
-            item = torch.load(value, weights_only=True)
-        except pickle.UnpicklingError:
-            raise CheckpointError(
-                f"checkpoint item {read_item.dest_index.fqn!r} would run code when loaded, which litllm never does"
-            ) from None
-        if self.flatten_state_dict:
-            from torch.distributed.checkpoint._traverse import set_element  # (as PyTorch's planner does)
-
-            set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], item)
-        else:
-            self.state_dict[read_item.dest_index.fqn] = item
+def check_resumable_elsewhere(module: Any, path: Path, layout: str) -> None:
+    """One line when ``module`` (LoRA, QLoRA or DPO) may resume only under the layout that saved ``path``."""
+    dpo, method = hasattr(module, "reference_model"), module.hparams.get("method", "full")
+    if method != "full" or dpo:
+        raise CheckpointError(
+            f"{path} was saved under another layout than this run's ({layout}): a {'DPO' if dpo else method} "
+            "run resumes only under the layout that saved it (pretraining and full finetuning resume under any)"
+        )
 
 
 def saved_layout(checkpoint: dict[str, Any]) -> tuple[int, int]:
@@ -87,17 +77,27 @@ def read_whole(path: Path) -> dict[str, Any]:
         _reorder_rows(checkpoint, torch.argsort(_qkv_rows(config, tp)))
     if config is not None and config.tie_embeddings:
         _both_tied_names(checkpoint)
+    # A compiled model's names hold "_orig_mod" where its one-process checkpoint saved them; PyTorch's
+    # distributed state dicts leave it out: the plain names here.
+    checkpoint["state_dict"] = {_plain(name): value for name, value in checkpoint["state_dict"].items()}
+    for optimizer in checkpoint["optimizer_states"]:
+        for part in ("state", "groups"):
+            optimizer[part] = {_plain(name): value for name, value in optimizer[part].items()}
     checkpoint[WHOLE] = True
     return checkpoint
 
 
+def _plain(name: str) -> str:
+    return name.replace("._orig_mod", "")
+
+
 def _read_sharded(path: Path) -> dict[str, Any]:
-    from torch.distributed.checkpoint import FileSystemReader, load
+    from torch.distributed.checkpoint import load
     from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
     checkpoint = torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
-    items = FileSystemReader(str(path)).read_metadata().state_dict_metadata
+    items = SafeFileSystemReader(str(path)).read_metadata().state_dict_metadata
     flat = {
         key: torch.empty(item.size, dtype=item.properties.dtype) if isinstance(item, TensorStorageMetadata) else None
         for key, item in items.items()
@@ -105,7 +105,7 @@ def _read_sharded(path: Path) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            load(flat, checkpoint_id=str(path), planner=SafeLoadPlanner(), no_dist=True)
+            load(flat, storage_reader=SafeFileSystemReader(str(path)), planner=SafeLoadPlanner(), no_dist=True)
     except CheckpointException as err:  # PyTorch gathers each process's error: ours says what went wrong
         raise next((e for e, _ in err.failures.values() if isinstance(e, CheckpointError)), err) from None
     checkpoint["state_dict"] = {key[11:]: value for key, value in flat.items() if key.startswith("state_dict.")}
@@ -145,8 +145,8 @@ def _read_file(path: Path) -> dict[str, Any]:
     native = checkpoint.get("optimizer_states", [])
     if native and names is None:
         raise CheckpointError(
-            f"{path} does not record which parameter each optimizer state belongs to (saved by an earlier "
-            "litllm): it resumes only under the layout that saved it"
+            f"{path} does not record which parameter each optimizer state belongs to (a one-file checkpoint of a "
+            "sharded run, or one saved by an earlier litllm): it resumes only under the layout that saved it"
         )
     converted = []
     for state, groups in zip(native, names or []):
@@ -256,19 +256,33 @@ def _like(whole: Any, now: Any) -> Any:
 class _ReadsShardedCheckpoints(CheckpointIO):
     """The strategy's checkpoint I/O, reading a sharded checkpoint directory whole (``read_whole``)."""
 
-    def __init__(self, inner: CheckpointIO) -> None:
-        self.inner = inner
+    def __init__(self, inner: CheckpointIO, module: L.LightningModule) -> None:
+        self.inner, self.module = inner, module
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         self.inner.save_checkpoint(checkpoint, path, storage_options)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
-        if (Path(path) / ".metadata").is_file() and (Path(path) / "meta.pt").is_file():  # a sharded checkpoint
-            return read_whole(Path(path))
-        return self.inner.load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        if not ((Path(path) / ".metadata").is_file() and (Path(path) / "meta.pt").is_file()):  # not sharded
+            checkpoint = self.inner.load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+            if saved_layout(checkpoint) != (1, 1):  # a sharded run's one-file save: its qkv rows are reordered
+                raise CheckpointError(
+                    f"{path} was saved as one file under tensor_parallel_size x pipeline_parallel_size = "
+                    f"{saved_layout(checkpoint)}: it resumes only under that layout (sharded checkpoints, the "
+                    "default, resume under any)"
+                )
+            return checkpoint
+        check_resumable_elsewhere(self.module, Path(path), "one process or DDP")
+        checkpoint = read_whole(Path(path))
+        own = {_plain(name): name for name in self.module.state_dict()}  # e.g. a compiled model's names
+        checkpoint["state_dict"] = {own.get(name, name): value for name, value in checkpoint["state_dict"].items()}
+        return checkpoint
 
     def remove_checkpoint(self, path) -> None:
         self.inner.remove_checkpoint(path)
+
+    def teardown(self) -> None:
+        self.inner.teardown()
 
 
 class AnyLayoutResume(Callback):
@@ -292,9 +306,11 @@ class AnyLayoutResume(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         io = trainer.strategy.checkpoint_io
         if not self._sharded(trainer) and not isinstance(io, _ReadsShardedCheckpoints):
-            trainer.strategy.checkpoint_io = _ReadsShardedCheckpoints(io)
+            trainer.strategy.checkpoint_io = _ReadsShardedCheckpoints(io, pl_module)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if self._sharded(trainer):  # its optimizer state is keyed by name already (or, in one file, otherwise)
+            return
         names = {id(p): name for name, p in pl_module.named_parameters()}
         checkpoint[OPTIMIZER_PARAMETERS] = [
             [[names[id(p)] for p in group["params"]] for group in optimizer.param_groups]

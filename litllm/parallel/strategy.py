@@ -28,8 +28,16 @@ from typing import Any, Literal
 from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
 from lightning.pytorch.strategies import ModelParallelStrategy
 
-from litllm.errors import CheckpointError, ConfigError
-from litllm.parallel.reshard import WHOLE, SafeLoadPlanner, load_whole, read_whole, saved_layout
+from litllm.errors import ConfigError
+from litllm.parallel.reshard import (
+    OPTIMIZER_PARAMETERS,
+    WHOLE,
+    check_resumable_elsewhere,
+    load_whole,
+    read_whole,
+    saved_layout,
+)
+from litllm.parallel.safe_load import SafeFileSystemReader, SafeLoadPlanner
 
 PIPELINE_SCHEDULES = ("gpipe", "1f1b")
 
@@ -228,12 +236,15 @@ class MeshStrategy(ModelParallelStrategy):
         from lightning.fabric.utilities.load import _METADATA_FILENAME
 
         path = Path(self.broadcast(checkpoint_path))
+        own = (self.tensor_parallel_size, self.pipeline_parallel_size)
         if (path / _METADATA_FILENAME).is_file():  # sharded: saved under this run's layout, or not?
             # meta.pt holds plain data (step, settings): never unpickle code from it, whatever the caller asks
             metadata = torch.load(path / _METADATA_FILENAME, weights_only=True)
-            if saved_layout(metadata) == (self.tensor_parallel_size, self.pipeline_parallel_size):
-                return self._load_own_layout(path)
-        return self._load_other_layout(path)
+            return self._load_own_layout(path) if saved_layout(metadata) == own else self._load_other_layout(path)
+        metadata = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if OPTIMIZER_PARAMETERS not in metadata and saved_layout(metadata) == own:  # this layout's one-file save
+            return super().load_checkpoint(checkpoint_path, weights_only=True)
+        return self._load_other_layout(path)  # one process's or DDP's file, or another layout's
 
     def _load_own_layout(self, path: Path) -> dict[str, Any]:
         """Each process reads its own shards (resharded by PyTorch where only the data-parallel size changed)."""
@@ -249,27 +260,23 @@ class MeshStrategy(ModelParallelStrategy):
 
         module = self.model
         state = {"state_dict": get_model_state_dict(module)}
-        load(state, checkpoint_id=str(path), planner=SafeLoadPlanner())
+        load(state, storage_reader=SafeFileSystemReader(str(path)), planner=SafeLoadPlanner())
         module.load_state_dict(state["state_dict"], strict=self.lightning_module.strict_loading)
         # The optimizer state in the form it was saved in (optimizer_state): flat under a pipeline.
         options = _flat_options() if self.pipeline_parallel_size > 1 else StateDictOptions()
         for index, optimizer in enumerate(self.optimizers):
             key = f"optimizer_{index}"
             optim_state = {key: get_optimizer_state_dict(module, optimizer, options=options)}
-            load(optim_state, checkpoint_id=str(path), planner=SafeLoadPlanner())
+            load(optim_state, storage_reader=SafeFileSystemReader(str(path)), planner=SafeLoadPlanner())
             set_optimizer_state_dict(module, optimizer, optim_state_dict=optim_state[key], options=options)
         return torch.load(path / _METADATA_FILENAME, weights_only=True)
 
     def _load_other_layout(self, path: Path) -> dict[str, Any]:
         """A checkpoint of another layout (or a one-process ``.ckpt`` file): read whole, then split as this run is."""
-        module = self.lightning_module
-        if module.hparams.get("method", "full") != "full" or hasattr(module, "reference_model"):
-            what = "DPO" if hasattr(module, "reference_model") else module.hparams.get("method")
-            raise CheckpointError(
-                f"{path} was saved under another layout than this run's (tensor_parallel_size="
-                f"{self.tensor_parallel_size}, pipeline_parallel_size={self.pipeline_parallel_size}): a {what} "
-                "run resumes only under the layout that saved it (pretraining and full finetuning resume under any)"
-            )
+        layout = (
+            f"tensor_parallel_size={self.tensor_parallel_size}, pipeline_parallel_size={self.pipeline_parallel_size}"
+        )
+        check_resumable_elsewhere(self.lightning_module, path, layout)
         checkpoint = read_whole(path)
         load_whole(self.model, self.optimizers, checkpoint, self.tensor_parallel_size)
         for key in ("state_dict", "optimizer_states", WHOLE):

@@ -47,6 +47,8 @@ def cross_entropy(
     (no float32 copy of the logits, one pass for log-softmax and its gradient; what ``model.compile`` adds
     to the backbone's compilation).
     """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be mean, sum or none, got {reduction!r}")
     if not is_vocab_parallel(logits):
         return (_compiled_cross_entropy() if compiled else _cross_entropy)(logits, labels, reduction)
     flat_labels = labels.flatten()

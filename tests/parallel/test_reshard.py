@@ -119,3 +119,35 @@ def test_lora_and_dpo_resume_only_under_their_own_layout(tmp_path):
     strategy._lightning_module = SimpleNamespace(hparams={"method": "full"}, reference_model=None)
     with pytest.raises(CheckpointError, match="a DPO run resumes only under the layout that saved it"):
         strategy._load_other_layout(tmp_path)
+
+
+def test_an_index_that_would_run_code_and_a_sharded_run_s_one_file_are_refused(tmp_path):
+    import pickle
+
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from litllm.parallel.reshard import _ReadsShardedCheckpoints
+
+    save({"state_dict": {"w": torch.ones(2)}}, checkpoint_id=str(tmp_path), no_dist=True)
+    torch.save({"global_step": 1}, tmp_path / "meta.pt")
+    assert read_whole(tmp_path)["state_dict"]["w"].tolist() == [1.0, 1.0]  # PyTorch's own index reads
+    (tmp_path / ".metadata").write_bytes(pickle.dumps({"index": Code()}))
+    with pytest.raises(CheckpointError, match="the checkpoint's .metadata names .*Code: loading it could run code"):
+        read_whole(tmp_path)
+
+    # One file saved under tensor parallelism (save_distributed_checkpoint=False): its qkv rows are in the
+    # group's order, so one process or DDP refuses it rather than loading scrambled heads.
+    torch.save({"state_dict": {}, "tensor_parallel_size": 2, "pipeline_parallel_size": 1}, tmp_path / "tp.ckpt")
+    reader = _ReadsShardedCheckpoints(TorchCheckpointIO(), SimpleNamespace(hparams={}))
+    with pytest.raises(CheckpointError, match="resumes only under that layout"):
+        reader.load_checkpoint(tmp_path / "tp.ckpt")
+
+
+def test_a_compiled_model_s_names_read_as_plain_ones(tmp_path):
+    state = {"model._orig_mod.wte.weight": torch.ones(3, 2)}
+    optimizer = {"state": {0: adam_state(torch.ones(3, 2))}, "param_groups": [{**SETTINGS, "params": [0]}]}
+    names = [[["model._orig_mod.wte.weight"]]]
+    torch.save({"state_dict": state, "optimizer_states": [optimizer], OPTIMIZER_PARAMETERS: names}, tmp_path / "c.ckpt")
+    whole = read_whole(tmp_path / "c.ckpt")
+    assert list(whole["state_dict"]) == ["model.wte.weight"]  # as PyTorch's distributed state dicts name it
+    assert list(whole["optimizer_states"][0]["state"]) == ["model.wte.weight"]
