@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tensor", type=int, default=1, help="tensor-parallel size within each pipeline stage")
     parser.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step (of the global batch)")
     parser.add_argument("--sequence_parallel", action="store_true", help="MeshStrategy(tensor_parallel_size=--tensor)")
+    parser.add_argument("--vocab", type=int, default=300, help="the tokenizer's vocabulary (odd: uneven slices)")
     args = parser.parse_args(argv)
     register_strategies()
     strategy = args.strategy
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     L.seed_everything(7)
     global_batch = 8
     dm = LLMDataModule(
-        vocab_size=300,
+        vocab_size=args.vocab,
         block_size=32,
         batch_size=global_batch // (args.replicas * args.accumulate),
         shuffle=False,
