@@ -34,7 +34,8 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from litllm.errors import CheckpointError
 from litllm.model.config import ModelConfig
-from litllm.parallel.safe_load import SafeFileSystemReader, SafeLoadPlanner
+from litllm.parallel.safe_load import SHARDED_META, SafeFileSystemReader, SafeLoadPlanner, is_sharded_checkpoint
+from litllm.parallel.tensor import qkv_rows
 
 OPTIMIZER_PARAMETERS = "optimizer_parameters"
 """Checkpoint key: for each optimizer, the names of its parameters, group by group, in the optimizer's order."""
@@ -74,7 +75,7 @@ def read_whole(path: Path) -> dict[str, Any]:
     if tp > 1:
         if config is None:
             raise CheckpointError(f"{path} does not record its model config: it resumes only under its own layout")
-        _reorder_rows(checkpoint, torch.argsort(_qkv_rows(config, tp)))
+        _reorder_rows(checkpoint, torch.argsort(qkv_rows(config, tp)))
     if config is not None and config.tie_embeddings:
         _both_tied_names(checkpoint)
     # A compiled model's names hold "_orig_mod" where its one-process checkpoint saved them; PyTorch's
@@ -96,7 +97,7 @@ def _read_sharded(path: Path) -> dict[str, Any]:
     from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
-    checkpoint = torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
+    checkpoint = torch.load(path / SHARDED_META, map_location="cpu", weights_only=True)
     items = SafeFileSystemReader(str(path)).read_metadata().state_dict_metadata
     flat = {
         key: torch.empty(item.size, dtype=item.properties.dtype) if isinstance(item, TensorStorageMetadata) else None
@@ -108,9 +109,11 @@ def _read_sharded(path: Path) -> dict[str, Any]:
             load(flat, storage_reader=SafeFileSystemReader(str(path)), planner=SafeLoadPlanner(), no_dist=True)
     except CheckpointException as err:  # PyTorch gathers each process's error: ours says what went wrong
         raise next((e for e, _ in err.failures.values() if isinstance(e, CheckpointError)), err) from None
-    checkpoint["state_dict"] = {key[11:]: value for key, value in flat.items() if key.startswith("state_dict.")}
+    model = {key.removeprefix("state_dict."): value for key, value in flat.items() if key.startswith("state_dict.")}
+    checkpoint["state_dict"] = model
     optimizers = sorted(
-        {key.split(".", 1)[0] for key in flat if key.startswith("optimizer_")}, key=lambda k: int(k[10:])
+        {key.split(".", 1)[0] for key in flat if key.startswith("optimizer_")},
+        key=lambda name: int(name.removeprefix("optimizer_")),
     )
     checkpoint["optimizer_states"] = [_named_state(flat, f"{name}.") for name in optimizers]
     return checkpoint
@@ -162,12 +165,6 @@ def _read_file(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def _qkv_rows(config: ModelConfig, tp: int) -> torch.Tensor:
-    from litllm.parallel.tensor import qkv_rows
-
-    return qkv_rows(config, tp)
-
-
 def _reorder_rows(checkpoint: dict[str, Any], order: torch.Tensor) -> None:
     """Take the rows of every reordered qkv tensor (and of its optimizer state) in ``order``."""
     for name, tensor in checkpoint["state_dict"].items():
@@ -206,7 +203,7 @@ def load_whole(
 
     if tensor_parallel_size > 1:
         config = ModelConfig.from_dict(checkpoint["litllm"]["model_config"])
-        _reorder_rows(checkpoint, _qkv_rows(config, tensor_parallel_size))
+        _reorder_rows(checkpoint, qkv_rows(config, tensor_parallel_size))
     saved = checkpoint["state_dict"]
     own = get_model_state_dict(module)
     missing = [name for name in own if name not in saved]
@@ -263,7 +260,7 @@ class _ReadsShardedCheckpoints(CheckpointIO):
         self.inner.save_checkpoint(checkpoint, path, storage_options)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
-        if not ((Path(path) / ".metadata").is_file() and (Path(path) / "meta.pt").is_file()):  # not sharded
+        if not is_sharded_checkpoint(Path(path)):
             checkpoint = self.inner.load_checkpoint(path, map_location=map_location, weights_only=weights_only)
             if saved_layout(checkpoint) != (1, 1):  # a sharded run's one-file save: its qkv rows are reordered
                 raise CheckpointError(

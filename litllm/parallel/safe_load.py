@@ -10,12 +10,23 @@ refused in one line, naming it.
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.distributed.checkpoint import DefaultLoadPlanner, FileSystemReader
 
 from litllm.errors import CheckpointError
+
+
+def is_sharded_checkpoint(path: Path) -> bool:
+    """A distributed checkpoint: the directory FSDP2, tensor or pipeline parallel runs save (one ``.distcp``
+    file per process, PyTorch's ``.metadata`` and Lightning's ``meta.pt`` with the step and settings)."""
+    return path.is_dir() and (path / ".metadata").is_file() and (path / SHARDED_META).is_file()
+
+
+SHARDED_META = "meta.pt"
+"""The file of a sharded checkpoint directory that holds everything but the tensors (Lightning's name)."""
 
 
 class _IndexUnpickler(pickle.Unpickler):

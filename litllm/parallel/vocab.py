@@ -25,12 +25,11 @@ import math
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.distributed.tensor import DTensor, Shard  # (imported once: the check runs every training step)
 
 
 def is_vocab_parallel(logits: torch.Tensor) -> bool:
     """Whether ``logits`` is a DTensor split over its last (vocabulary) dimension."""
-    from torch.distributed.tensor import DTensor, Shard
-
     return isinstance(logits, DTensor) and any(
         isinstance(p, Shard) and p.dim in (-1, logits.dim() - 1) for p in logits.placements
     )

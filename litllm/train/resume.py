@@ -26,6 +26,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litllm.data.sampler import data_parallel_split
 from litllm.errors import CheckpointError, UserError
+from litllm.parallel.safe_load import SHARDED_META, is_sharded_checkpoint
 from litllm.train.slurm import RequeueRequested, RequeueSignal, requeue_slurm_job, slurm_restart_count
 from litllm.train.slurm import say as _say
 
@@ -141,16 +142,6 @@ def resume_candidates(trainer: L.Trainer) -> tuple[list[Path], list[Path]]:
             searched.append(Path(callback.dirpath))
             found.extend(Path(callback.dirpath).glob(f"{callback.CHECKPOINT_NAME_LAST}*{callback.FILE_EXTENSION}"))
     return [p for p in found if p.is_file() or is_sharded_checkpoint(p)], sorted(set(searched))
-
-
-def is_sharded_checkpoint(path: Path) -> bool:
-    """A distributed checkpoint: the directory FSDP2, tensor or pipeline parallel runs save (one ``.distcp``
-    file per process, PyTorch's ``.metadata`` and Lightning's ``meta.pt`` with the step and settings)."""
-    return path.is_dir() and (path / ".metadata").is_file() and (path / SHARDED_META).is_file()
-
-
-SHARDED_META = "meta.pt"
-"""The file of a sharded checkpoint directory that holds everything but the tensors (Lightning's name)."""
 
 
 FIXED_ON_RESUME = ("method", "lora_r", "lora_alpha", "lora_targets", "quant_type", "beta", "loss_type")
