@@ -45,16 +45,6 @@ QKV_ROWS = re.compile(r"attn\.qkv\.(base_layer\.|lora_B\.[^.]+\.)?(weight|bias)$
 """The tensors whose rows tensor parallelism reorders (their optimizer states too; LoRA's base and B alike)."""
 
 
-def check_resumable_elsewhere(module: Any, path: Path, layout: str) -> None:
-    """One line when ``module`` (LoRA, QLoRA or DPO) may resume only under the layout that saved ``path``."""
-    dpo, method = hasattr(module, "reference_model"), module.hparams.get("method", "full")
-    if method != "full" or dpo:
-        raise CheckpointError(
-            f"{path} was saved under another layout than this run's ({layout}): a {'DPO' if dpo else method} "
-            "run resumes only under the layout that saved it (pretraining and full finetuning resume under any)"
-        )
-
-
 def saved_layout(checkpoint: dict[str, Any]) -> tuple[int, int]:
     """``(tensor_parallel_size, pipeline_parallel_size)`` of the run that saved ``checkpoint``."""
     return int(checkpoint.get("tensor_parallel_size", 1)), int(checkpoint.get("pipeline_parallel_size", 1))
@@ -206,11 +196,14 @@ def load_whole(
         _reorder_rows(checkpoint, qkv_rows(config, tensor_parallel_size))
     saved = checkpoint["state_dict"]
     own = get_model_state_dict(module)
-    missing = [name for name in own if name not in saved]
+    # LoRA, QLoRA and DPO checkpoints hold what trains (the rest is model.init_from's, already loaded).
+    strict = getattr(module, "strict_loading", True)
+    needed = own if strict else {_plain(name) for name, p in module.named_parameters() if p.requires_grad}
+    missing = [name for name in needed if name not in saved]
     if missing:
         raise CheckpointError(f"the checkpoint has no tensor {missing[0]!r} ({len(missing)} missing): another model")
-    options = StateDictOptions(full_state_dict=True)
-    set_model_state_dict(module, {name: saved[name] for name in own}, options=options)
+    options = StateDictOptions(full_state_dict=True, strict=strict)
+    set_model_state_dict(module, {name: saved[name] for name in own if name in saved}, options=options)
     for optimizer, named in zip(optimizers, checkpoint["optimizer_states"]):
         load_optimizer(module, optimizer, named)
 
@@ -269,7 +262,6 @@ class _ReadsShardedCheckpoints(CheckpointIO):
                     "default, resume under any)"
                 )
             return checkpoint
-        check_resumable_elsewhere(self.module, Path(path), "one process or DDP")
         checkpoint = read_whole(Path(path))
         own = {_plain(name): name for name in self.module.state_dict()}  # e.g. a compiled model's names
         checkpoint["state_dict"] = {own.get(name, name): value for name, value in checkpoint["state_dict"].items()}
@@ -315,6 +307,9 @@ class AnyLayoutResume(Callback):
         ]
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        for state in checkpoint.get("optimizer_states", []):  # litllm before 2026-12-03 kept LoRA's empty group
+            if "param_groups" in state:
+                state["param_groups"] = [group for group in state["param_groups"] if group["params"]]
         if checkpoint.get(WHOLE) and not self._sharded(trainer):
             self._resuming = checkpoint
 

@@ -32,7 +32,6 @@ from litllm.errors import ConfigError
 from litllm.parallel.reshard import (
     OPTIMIZER_PARAMETERS,
     WHOLE,
-    check_resumable_elsewhere,
     load_whole,
     read_whole,
     saved_layout,
@@ -273,10 +272,6 @@ class MeshStrategy(ModelParallelStrategy):
 
     def _load_other_layout(self, path: Path) -> dict[str, Any]:
         """A checkpoint of another layout (or a one-process ``.ckpt`` file): read whole, then split as this run is."""
-        layout = (
-            f"tensor_parallel_size={self.tensor_parallel_size}, pipeline_parallel_size={self.pipeline_parallel_size}"
-        )
-        check_resumable_elsewhere(self.lightning_module, path, layout)
         checkpoint = read_whole(path)
         load_whole(self.model, self.optimizers, checkpoint, self.tensor_parallel_size)
         for key in ("state_dict", "optimizer_states", WHOLE):

@@ -70,7 +70,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
         if not matrices:
             raise ValueError("no 2-D weights inside transformer blocks to train with Muon")
         chosen = {id(p) for p in matrices}
-        groups = [g for g in parameter_groups(model, weight_decay, exclude=chosen) if g["params"]]
+        groups = parameter_groups(model, weight_decay, exclude=chosen)
         self.adamw = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, **(adamw_kernel or {}))
         on_cpu = all(p.device.type == "cpu" for p in matrices)
         muon = Float32Muon if on_cpu else torch.optim.Muon

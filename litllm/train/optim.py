@@ -22,7 +22,8 @@ def parameter_groups(
 ) -> list[dict[str, Any]]:
     """Weight decay on matrices only: biases, norm gains and embedding tables are not decayed.
 
-    Parameters whose ``id`` is in ``exclude`` (those another optimizer trains) are left out.
+    Parameters whose ``id`` is in ``exclude`` (those another optimizer trains) are left out, and so is a group
+    with no parameters (LoRA's adapters are all matrices): PyTorch's distributed state dicts cannot hold one.
     """
     decay, no_decay = [], []
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
@@ -32,7 +33,8 @@ def parameter_groups(
         if not param.requires_grad or id(param) in (exclude or ()):
             continue
         (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
 
 
 def adamw_kernel(impl: str, on_gpu: bool, clipping: bool, mixed_precision: bool) -> dict[str, bool]:

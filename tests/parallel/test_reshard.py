@@ -2,7 +2,8 @@
 
 The runs that resume under other layouts are in ``test_mesh_runs.py``; here, the parts: the optimizer
 state's three forms read to one, the qkv rows of a tensor-parallel checkpoint put back in the model's
-order, a checkpoint item that would run code refused, and the one-line refusals.
+order, an adapter checkpoint's trainable tensors loaded alone, a checkpoint item that would run code
+refused, and the one-line refusals.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from torch.distributed.checkpoint import save
 
 from litllm.errors import CheckpointError
 from litllm.model.config import ModelConfig
-from litllm.parallel import MeshStrategy
-from litllm.parallel.reshard import OPTIMIZER_PARAMETERS, load_optimizer, read_whole
+from litllm.parallel.reshard import OPTIMIZER_PARAMETERS, AnyLayoutResume, load_optimizer, load_whole, read_whole
 from litllm.parallel.tensor import qkv_rows
 
 
@@ -110,15 +110,21 @@ def test_a_checkpoint_item_that_would_run_code_is_refused(tmp_path):
         read_whole(tmp_path)
 
 
-def test_lora_and_dpo_resume_only_under_their_own_layout(tmp_path):
-    strategy = MeshStrategy(tensor_parallel_size=2)
-    strategy.cluster_environment = SimpleNamespace(world_size=lambda: 2, global_rank=lambda: 0)
-    strategy._lightning_module = SimpleNamespace(hparams={"method": "lora"})
-    with pytest.raises(CheckpointError, match="a lora run resumes only under the layout that saved it"):
-        strategy._load_other_layout(tmp_path)
-    strategy._lightning_module = SimpleNamespace(hparams={"method": "full"}, reference_model=None)
-    with pytest.raises(CheckpointError, match="a DPO run resumes only under the layout that saved it"):
-        strategy._load_other_layout(tmp_path)
+def test_an_adapter_checkpoint_loads_what_trains_and_names_what_is_missing():
+    """LoRA, QLoRA and DPO checkpoints hold the trainable tensors only (``strict_loading`` off): the frozen
+    base (or DPO's reference) stays as model.init_from loaded it; a trainable tensor the checkpoint lacks is
+    named."""
+    module = torch.nn.ModuleDict({"base": torch.nn.Linear(3, 3), "adapter": torch.nn.Linear(3, 2)})
+    module.strict_loading = False
+    module.base.requires_grad_(False)
+    base = {k: v.clone() for k, v in module.base.state_dict().items()}
+    saved = {"adapter.weight": torch.full((2, 3), 0.5), "adapter.bias": torch.ones(2)}
+    load_whole(module, [], {"state_dict": dict(saved), "optimizer_states": []}, tensor_parallel_size=1)
+    torch.testing.assert_close(module.adapter.weight.detach(), saved["adapter.weight"])
+    torch.testing.assert_close(module.base.weight.detach(), base["weight"])
+    del saved["adapter.bias"]
+    with pytest.raises(CheckpointError, match="no tensor 'adapter.bias' \\(1 missing\\): another model"):
+        load_whole(module, [], {"state_dict": saved, "optimizer_states": []}, tensor_parallel_size=1)
 
 
 def test_an_index_that_would_run_code_and_a_sharded_run_s_one_file_are_refused(tmp_path):
@@ -151,3 +157,12 @@ def test_a_compiled_model_s_names_read_as_plain_ones(tmp_path):
     whole = read_whole(tmp_path / "c.ckpt")
     assert list(whole["state_dict"]) == ["model.wte.weight"]  # as PyTorch's distributed state dicts name it
     assert list(whole["optimizer_states"][0]["state"]) == ["model.wte.weight"]
+
+
+def test_an_empty_parameter_group_of_an_earlier_checkpoint_is_dropped_on_resume():
+    """litllm kept LoRA's empty no-decay group before; the optimizers have no such group now (PyTorch's
+    distributed state dicts cannot hold one): an earlier checkpoint still resumes."""
+    groups = [{**SETTINGS, "params": [0, 1]}, {**SETTINGS, "weight_decay": 0.0, "params": []}]
+    checkpoint = {"optimizer_states": [{"state": {0: adam_state(torch.ones(2))}, "param_groups": groups}]}
+    AnyLayoutResume().on_load_checkpoint(SimpleNamespace(strategy=None), None, checkpoint)
+    assert checkpoint["optimizer_states"][0]["param_groups"] == [groups[0]]

@@ -1,7 +1,7 @@
 """Full SFT and full DPO under tensor parallelism (tp2, 2 CPU processes), LoRA SFT and LoRA DPO under tp2 and
 FSDP2, and full and LoRA SFT and DPO under pipeline parallelism (pp2: padded batches whose micro-batches hold
 different numbers of labelled tokens; DPO's micro-batches of whole pairs), give one process's losses and exported
-models.
+models; the tp2 checkpoints of LoRA SFT and full DPO continue in one process as the one-process ones do.
 
 QLoRA refuses tensor parallelism in one line (``litllm.parallel.tensor``); full DPO's frozen reference is built
 and split like the policy (FSDP2 modules cannot be deep-copied)."""
@@ -98,6 +98,14 @@ def test_full_sft_and_full_dpo_under_tp2_match_one_process(tmp_path, small_token
     margin = "val/reward_margin"
     assert losses(tmp_path / "dpo2", margin) == pytest.approx(losses(tmp_path / "dpo1", margin), rel=1e-4, abs=1e-6)
     assert (tmp_path / "dpo2" / "final" / "model.safetensors").is_file()
+    # the tp2 checkpoint (the policy only: the reference comes from model.init_from) continues in one process
+    for name in ("dpo1", "dpo2"):
+        more = ("--trainer.max_steps", "4", "--ckpt_path", str(tmp_path / name / "checkpoints" / "last.ckpt"))
+        finetune(
+            "dpo", "dpo_lora_tiny.yaml", tmp_path / "sft1" / "final", tmp_path / f"{name}-more", cache, 1, extra=more
+        )
+    one, two = losses(tmp_path / "dpo1-more"), losses(tmp_path / "dpo2-more")
+    assert len(one) == 1 and two == pytest.approx(one, rel=1e-5)
 
 
 def test_full_sft_under_pp2_matches_one_process(tmp_path, small_tokenizer):
@@ -155,6 +163,19 @@ def test_lora_sft_under_tp2_and_fsdp2_matches_one_process(tmp_path, small_tokeni
     start = model.state_dict()
     for key in ("blocks.0.attn.qkv.weight", "blocks.1.mlp.down.weight"):  # the adapters trained
         assert float((merged[key] - start[key]).abs().max()) > 1e-4, key
+    if strategy == "tp2":  # the tp2 run's sharded checkpoint continues in one process as the one-process one does
+        for name in ("lora1", "lora2"):
+            more = (
+                *extra,
+                "--trainer.max_steps",
+                "4",
+                "--ckpt_path",
+                str(tmp_path / name / "checkpoints" / "last.ckpt"),
+            )
+            finetune("lora", "sft_lora_tiny.yaml", base, tmp_path / f"{name}-more", cache, 1, extra=more)
+        one, two = losses(tmp_path / "lora1-more"), losses(tmp_path / "lora2-more")
+        assert len(one) == 1 and two == pytest.approx(one, rel=1e-5)
+        assert_same_lora_exports(tmp_path / "lora1-more", tmp_path / "lora2-more")
 
 
 def test_lora_dpo_under_tp2_matches_one_process(tmp_path, small_tokenizer):
