@@ -27,7 +27,7 @@ from litllm.model.model_dir import ModelDir
 from litllm.model.templates import Message, Template
 from litllm.model.tokenizer import Tokenizer
 
-HELP = "Type a message and press Enter. /reset starts over, /exit (or end of input) quits."
+HELP = "Type a message and press Enter. /reset starts over, /exit (or /quit, or end of input) quits."
 
 
 class Conversation:
@@ -84,11 +84,14 @@ def chat_loop(
             return turns
         user = line.rstrip("\n")
         command = user.strip()
-        if command == "/exit":
+        if command in ("/exit", "/quit"):
             return turns
         if command == "/reset":
             conversation.reset()
             write("(conversation reset)\n")
+            continue
+        if command.startswith("/") and " " not in command:  # a mistyped command, not a message for the model
+            write(f"(unknown command {command}: /reset starts over, /exit quits)\n")
             continue
         if not command:
             continue

@@ -49,6 +49,12 @@ def test_chat_with_a_saved_template_keeps_the_history_and_resets(model_dir, prom
     assert len(prompts) == 3  # nothing after /exit
 
 
+def test_a_mistyped_command_is_named_not_sent_and_quit_quits(model_dir, prompts):
+    out = run(model_dir, "/rest\nROMEO:\n/quit\nnever read\n")
+    assert "(unknown command /rest: /reset starts over, /exit quits)" in out
+    assert prompts == ["ROMEO:"]  # neither the mistyped command nor anything after /quit reached the model
+
+
 def test_chat_without_a_template_continues_the_text(model_dir, prompts):
     out = run(model_dir, "ROMEO:\nJULIET:\n")  # ends without /exit: end of input quits
     assert "plain continuation" in out
