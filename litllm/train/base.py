@@ -83,8 +83,8 @@ class LLMModule(PipelineTraining, optim.OneGradientNorm, L.LightningModule):
             weight_decay: AdamW decoupled weight decay for matrices (not biases, norms or embeddings).
             betas: AdamW betas.
             eps: AdamW epsilon.
-            optimizer_impl: AdamW kernel. ``auto`` picks ``fused`` on GPU unless gradient clipping is
-                combined with mixed precision (Lightning refuses that pair), ``foreach`` otherwise.
+            optimizer_impl: AdamW kernel. ``auto`` picks ``fused`` unless gradient clipping is combined
+                with fp16 loss scaling (``16-mixed``: a fused AdamW unscales itself), ``foreach`` there.
             compile: Run the backbone and the loss through ``torch.compile`` (slow first step, faster after).
             method: ``full`` trains every weight; ``lora`` freezes the model and trains low-rank adapters
                 (peft); ``qlora`` also stores the frozen base in 4-bit (bitsandbytes) and needs ``init_from``.
@@ -264,7 +264,7 @@ class LLMModule(PipelineTraining, optim.OneGradientNorm, L.LightningModule):
     def configure_optimizers(self):
         groups = self.parameter_groups() if self.hparams.optimizer != "muon" else None
         steps, sharded = self.schedule_steps(), self.device_mesh is not None
-        return configure_optimization(self.model, groups, self.hparams, steps, self._trainer, self.device, sharded)
+        return configure_optimization(self.model, groups, self.hparams, steps, self._trainer, sharded)
 
     def is_logging_step(self) -> bool:
         """True on the optimizer steps whose metrics the logger writes (every ``log_every_n_steps``).

@@ -37,14 +37,16 @@ def parameter_groups(
     return [group for group in groups if group["params"]]
 
 
-def adamw_kernel(impl: str, on_gpu: bool, clipping: bool, mixed_precision: bool) -> dict[str, bool]:
+def adamw_kernel(impl: str, clipping: bool, loss_scaling: bool) -> dict[str, bool]:
     """``torch.optim.AdamW`` keyword arguments for ``impl`` (``auto``, ``fused``, ``foreach``, ``for-loop``).
 
-    ``auto`` picks ``fused`` on GPU unless gradient clipping meets mixed precision (Lightning refuses
-    clipping with a fused optimizer there, since it unscales gradients internally), else ``foreach``.
+    ``auto`` picks ``fused`` (one kernel for every tensor's update; on this project's 2-core CPU 5x faster
+    than ``foreach`` at 30M parameters) unless gradient clipping meets fp16 loss scaling: a fused AdamW
+    unscales the gradients itself, after clipping would have clipped them scaled. litllm clips by norm
+    itself (``clip_with_norm``), so bf16-mixed keeps ``fused``, which Lightning's own clipping refuses.
     """
     if impl == "auto":
-        impl = "fused" if on_gpu and not (clipping and mixed_precision) else "foreach"
+        impl = "foreach" if clipping and loss_scaling else "fused"
     if impl == "for-loop":
         return {"foreach": False}
     return {"fused": impl == "fused", "foreach": impl == "foreach"}
@@ -140,18 +142,16 @@ def configure_optimization(
     hp: Any,
     total_steps: int,
     trainer: Any,
-    device: torch.device,
     sharded: bool,
 ) -> dict[str, Any]:
     """``configure_optimizers``' answer for an ``LLMModule``'s hyperparameters ``hp``: the optimizer of
     ``hp.optimizer`` over ``groups`` (AdamW's; Muon groups its own) and the ``hp.lr_schedule`` stepped per
-    optimizer step. ``trainer`` (or None) says whether clipping and mixed precision constrain AdamW's kernel;
+    optimizer step. ``trainer`` (or None) says whether clipping and fp16 loss scaling constrain AdamW's kernel;
     ``sharded`` (FSDP2) refuses Muon, which orthogonalises whole matrices."""
     kernel = adamw_kernel(
         hp.optimizer_impl,
-        on_gpu=device.type == "cuda",
         clipping=trainer is not None and bool(trainer.gradient_clip_val),
-        mixed_precision=trainer is not None and str(trainer.precision).endswith("mixed"),
+        loss_scaling=trainer is not None and str(trainer.precision) == "16-mixed",
     )
     if hp.optimizer == "muon":
         if sharded:
@@ -211,7 +211,9 @@ class OneGradientNorm:
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         precision = self.trainer.precision_plugin
-        if not clip_with_norm(precision, optimizer, gradient_clip_val, gradient_clip_algorithm, self._grad_norm):
+        by_norm = gradient_clip_val and gradient_clip_algorithm in (None, "norm")
+        norm = self.gradient_norm(optimizer) if by_norm else None
+        if not clip_with_norm(precision, optimizer, gradient_clip_val, gradient_clip_algorithm, norm):
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
 
@@ -227,7 +229,7 @@ def clip_with_norm(precision: Any, optimizer: torch.optim.Optimizer, clip_val, a
         return False
     if type(precision).clip_grad_by_norm is not Precision.clip_grad_by_norm:
         return False
-    if getattr(optimizer, "_step_supports_amp_scaling", False):  # MixedPrecision refuses these, with a message
-        return False
+    if getattr(optimizer, "_step_supports_amp_scaling", False) and getattr(precision, "scaler", None) is not None:
+        return False  # a fused optimizer unscales fp16 gradients itself: MixedPrecision refuses it, with a message
     torch.nn.utils.clip_grads_with_norm_(list(precision.main_params(optimizer)), clip_val, norm)
     return True
