@@ -125,10 +125,11 @@ def profile(
     # 3 profiled steps after the timed ones (the profiler slows them), and one to spare
     callbacks = [clock, operations]
     litllm_trainer(shape, dm, precision, steps + 4, warmup, root, compile, callbacks, optimizer_impl)
-    step = statistics.median(clock.steps[:steps])
+    step, mean = statistics.median(clock.steps[:steps]), statistics.mean(clock.steps[:steps])
     phases = {phase: statistics.median(clock.seconds[phase][:steps]) for phase in PHASES}
     tokens_per_s = shape["batch"] * shape["overrides"].get("block_size", 256) / step
-    return {"compile": compile, "tokens_per_s": tokens_per_s, "step_s": step, "phases": phases, "ops": operations.table}
+    row = {"compile": compile, "tokens_per_s": tokens_per_s, "step_s": step, "mean_step_s": mean, "phases": phases}
+    return {**row, "ops": operations.table}
 
 
 def markdown(name: str, precision: str, rows: list[dict], machine: str, optimizer_impl: str) -> str:
@@ -145,6 +146,9 @@ def markdown(name: str, precision: str, rows: list[dict], machine: str, optimize
         lines.append(f"| {phase} | " + " | ".join(cells) + " |")
     lines.append("| **step** | " + " | ".join(f"**{r['step_s'] * 1e3:,.1f} ms**" for r in rows) + " |")
     lines.append("| tokens/s | " + " | ".join(f"{r['tokens_per_s']:,.0f}" for r in rows) + " |")
+    lines.append(
+        "| mean step (logging steps included) | " + " | ".join(f"{r['mean_step_s'] * 1e3:,.1f} ms" for r in rows) + " |"
+    )
     for row in rows:
         kind = "Compiled (generated kernels named `cpp_fused_...`)" if row["compile"] else "Eager"
         lines += ["", f"{kind}: the operations with the most time of their own, as a share of 3 profiled steps:"]
@@ -158,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", default="30m", choices=list(KEYS))
     parser.add_argument("--precision", default=None, help="default: bf16-mixed where the CPU has fast bf16")
-    parser.add_argument("--steps", type=int, default=12, help="timed steps per configuration")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no_compile", action="store_true", help="the eager configuration only")
     parser.add_argument("--optimizer_impl", default="auto", help="model.optimizer_impl: auto, fused, foreach, for-loop")
