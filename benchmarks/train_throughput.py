@@ -13,7 +13,8 @@ The ~30M shape (GPT-2's 50,257-token head on 6 x 384 blocks, context 256, batch 
 ``torch.compile`` of the backbone and the loss on both sides. bf16-mixed rows are skipped on CPUs without fast bf16
 matrix units (AVX2-only CPUs emulate bf16 ~40x slower than fp32).
 
-Writes benchmarks/results/train_throughput.{json,md}.
+Writes benchmarks/results/train_throughput.{json,md} (all shapes), or
+train_throughput_<shapes>[_<precisions>].{json,md}.
 """
 
 from __future__ import annotations
