@@ -60,7 +60,7 @@ class PhaseClock(L.Callback):
         self.stamps[name] = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.stamps = {"end of last step": self._last_end}
+        self.stamps = {}
         self._stamp("start")
 
     def on_before_backward(self, trainer, pl_module, loss):

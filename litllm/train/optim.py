@@ -8,6 +8,7 @@ stepped once per optimizer step: cosine all the way (``warmup_cosine``), or warm
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -211,19 +212,21 @@ class OneGradientNorm:
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         precision = self.trainer.precision_plugin
-        by_norm = gradient_clip_val and gradient_clip_algorithm in (None, "norm")
-        norm = self.gradient_norm(optimizer) if by_norm else None
+        norm = functools.partial(self.gradient_norm, optimizer)  # computed (once a step) only if clipping uses it
         if not clip_with_norm(precision, optimizer, gradient_clip_val, gradient_clip_algorithm, norm):
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
 
-def clip_with_norm(precision: Any, optimizer: torch.optim.Optimizer, clip_val, algorithm, norm) -> bool:
-    """Clip by ``norm``, already computed on these gradients, as Lightning's precision plugin would with
+def clip_with_norm(
+    precision: Any, optimizer: torch.optim.Optimizer, clip_val, algorithm, norm: Callable[[], torch.Tensor]
+) -> bool:
+    """Clip by ``norm()``, the norm of these gradients, as Lightning's precision plugin would with
     ``clip_grad_norm_``; False (nothing done) where the plugin must clip itself: another algorithm, a
-    plugin with its own clipping (DeepSpeed, FSDP1) or an optimizer that unscales gradients itself."""
+    plugin with its own clipping (DeepSpeed, FSDP1) or an fp16 gradient scaler with an optimizer that
+    unscales gradients itself."""
     from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 
-    if norm is None or not clip_val or clip_val <= 0 or algorithm not in (None, "norm"):
+    if not clip_val or clip_val <= 0 or algorithm not in (None, "norm"):
         return False
     if type(precision).clip_gradients not in (Precision.clip_gradients, MixedPrecision.clip_gradients):
         return False
@@ -231,5 +234,5 @@ def clip_with_norm(precision: Any, optimizer: torch.optim.Optimizer, clip_val, a
         return False
     if getattr(optimizer, "_step_supports_amp_scaling", False) and getattr(precision, "scaler", None) is not None:
         return False  # a fused optimizer unscales fp16 gradients itself: MixedPrecision refuses it, with a message
-    torch.nn.utils.clip_grads_with_norm_(list(precision.main_params(optimizer)), clip_val, norm)
+    torch.nn.utils.clip_grads_with_norm_(list(precision.main_params(optimizer)), clip_val, norm())
     return True
