@@ -18,7 +18,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from process_runs import process_env, run_processes, why_it_failed
 from safetensors.torch import load_file
 
 from integration.test_cli_fit import SHAKESPEARE_RECIPE, column, read_metrics
@@ -39,23 +39,10 @@ STEPS, KILL_AT = 12, 4
 FT_STEPS, FT_RESUME_AT = 6, 3
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def env() -> dict[str, str]:
     path = os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
-    return {
-        **os.environ,
-        "PYTHONPATH": path,  # this checkout's litllm, and the tests' callbacks (integration.faults)
-        "OMP_NUM_THREADS": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(free_port()),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
+    # this checkout's litllm, and the tests' callbacks (integration.faults)
+    return process_env(PYTHONPATH=path, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
 
 
 def recipe(tmp: Path) -> str:
@@ -95,7 +82,10 @@ def start(tmp: Path, root: Path, cache: str, *extra: str) -> subprocess.Popen:
 
 def finish(proc: subprocess.Popen) -> str:
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
+    if proc.returncode != 0:
+        log = Path(proc.args[proc.args.index("--trainer.default_root_dir") + 1] + ".log")
+        log.write_text(err)
+        raise AssertionError(why_it_failed(proc.returncode, err, log))
     return err
 
 
@@ -229,9 +219,7 @@ def finetune(tmp: Path, verb: str, base: Path, root: Path, *extra: str) -> str:
         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
         "--trainer.default_root_dir", str(root), *extra,
     ]  # fmt: skip
-    proc = subprocess.run(command, env=env(), cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stderr
+    return run_processes(command, root.with_name(f"{root.name}.log"), env=env(), cwd=tmp)
 
 
 @pytest.mark.parametrize("case", list(FINETUNE_CASES))

@@ -7,37 +7,21 @@ line, which inside pytest would re-run pytest.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from process_runs import free_port, process_env, run_processes
 
 pytestmark = pytest.mark.integration
 SCRIPT = Path(__file__).with_name("distributed_run.py")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), **extra}
-
-
 def run(tmp_path: Path, name: str, *args: str) -> dict:
     out = tmp_path / f"{name}.json"
-    subprocess.run(
-        [sys.executable, str(SCRIPT), str(out), "--cache", str(tmp_path / "cache"), *args],
-        env=env(),
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
+    command = [sys.executable, str(SCRIPT), str(out), "--cache", str(tmp_path / "cache"), *args]
+    run_processes(command, tmp_path / f"{name}.log", timeout=300)
     return json.loads(out.read_text())
 
 
@@ -119,7 +103,7 @@ def test_two_simulated_nodes_train_together(single):
                     "--root",
                     str(tmp / "run-nodes"),
                 ],
-                env={**env(), "MASTER_PORT": port, "NODE_RANK": str(rank), "LOCAL_RANK": "0", "WORLD_SIZE": "2"},
+                env=process_env(MASTER_PORT=port, NODE_RANK=str(rank), LOCAL_RANK="0", WORLD_SIZE="2"),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

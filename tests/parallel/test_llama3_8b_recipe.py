@@ -5,14 +5,12 @@ tensor 2) on 4; the recipes' settings run as written but for size, device, data 
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from process_runs import run_processes
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -70,24 +68,7 @@ def test_llama3_8b_recipe_runs_shrunk(tmp_path, small_tokenizer, shakespeare_pat
         strategy["pipeline_microbatches"] = 2  # of the shrunk batch of 2
     path = tmp_path / "llama3_8b_tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(port),
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "litllm.cli", "fit", "--config", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_processes([sys.executable, "-m", "litllm.cli", "fit", "--config", str(path)], tmp_path / "run.log")
     run = tmp_path / "run"
     assert (run / "final" / "model.safetensors").is_file()
     with open(run / "logs" / "version_0" / "metrics.csv") as f:

@@ -17,46 +17,25 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from process_runs import run_processes
 from safetensors.torch import load_file
 
 from litllm.model.config import ModelConfig
 
 pytestmark = pytest.mark.integration
 RUN = Path(__file__).with_name("parallel_run.py")
-REPO = Path(__file__).resolve().parents[2]
 STEPS = 12
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(tmp: Path, name: str, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(free_port()),
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [sys.executable, str(RUN), str(tmp / f"{name}.json"), "--cache", str(tmp / "cache")]
-    return subprocess.run(
-        [*command, "--root", str(tmp / name), *args], env=env, capture_output=True, text=True, timeout=600
-    )
-
-
 def run(tmp: Path, name: str, *args: str) -> dict:
-    done = launch(tmp, name, *args)
-    assert done.returncode == 0, done.stderr[-4000:]
+    """``parallel_run.py`` as its own process (it launches its ranks), its output in ``<name>.log``: its results."""
+    command = [sys.executable, str(RUN), str(tmp / f"{name}.json"), "--cache", str(tmp / "cache")]
+    run_processes([*command, "--root", str(tmp / name), *args], tmp / f"{name}.log")
     return json.loads((tmp / f"{name}.json").read_text())
 
 

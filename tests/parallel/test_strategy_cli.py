@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from process_runs import run_processes
 
 from litllm.cli import main
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_recipe(tmp: Path) -> Path:
@@ -55,20 +52,9 @@ def test_an_unknown_strategy_name_is_one_line(tmp_path, capsys):
 
 
 def test_fit_with_fsdp2_on_two_cpu_processes(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(port),
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
     command = [sys.executable, "-m", "litllm.cli", "fit", "--config", str(tiny_recipe(tmp_path))]
     flags = ["--trainer.strategy", "fsdp2", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
-    done = subprocess.run([*command, *flags], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_processes([*command, *flags], tmp_path / "fit.log")
     run = tmp_path / "run"
     # Each process saved its own shard (FSDP2 over both), and the consolidated model directory was written.
     assert sorted(p.name for p in (run / "checkpoints" / "last.ckpt").glob("*.distcp")) == [
@@ -81,9 +67,8 @@ def test_fit_with_fsdp2_on_two_cpu_processes(tmp_path):
     assert len(steps) == 3
     # `--ckpt_path last` finds the sharded checkpoint directory and continues from its step.
     resume = ["--ckpt_path", "last", "--trainer.max_steps", "5"]
-    done = subprocess.run([*command, *flags, *resume], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert f"resuming from {run / 'checkpoints' / 'last.ckpt'} (step 3)" in done.stderr
+    output = run_processes([*command, *flags, *resume], tmp_path / "resume.log")
+    assert f"resuming from {run / 'checkpoints' / 'last.ckpt'} (step 3)" in output
     with open(run / "logs" / "version_1" / "metrics.csv") as f:
         resumed = sorted(int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss"))
     assert resumed == [3, 4]

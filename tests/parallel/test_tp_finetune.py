@@ -9,14 +9,12 @@ and split like the policy (FSDP2 modules cannot be deep-copied)."""
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from process_runs import run_processes
 
 from litllm.cli import main
 from litllm.model.config import ModelConfig
@@ -69,15 +67,9 @@ def finetune(
     if devices == 1:
         main(args)
         return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     chosen = STRATEGY_ARGS.get(strategy, ("--trainer.strategy", strategy))
     command = [sys.executable, "-m", "litllm.cli", *args, *chosen, "--trainer.devices", "2"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_processes(command, root.with_name(f"{root.name}.log"))
 
 
 def test_full_sft_and_full_dpo_under_tp2_match_one_process(tmp_path, small_tokenizer):

@@ -11,32 +11,20 @@ back, learned positions, a norm's weight whose gradient sums both halves of the 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from process_runs import process_env
 
 pytestmark = pytest.mark.integration
 RUN = Path(__file__).with_name("vocab_run.py")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_vocabulary_and_sequence_parallel_loss_logits_and_gradients_equal_the_whole_model(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = tmp_path / "diffs.json"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(port),
-        "WORLD_SIZE": "2",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = process_env(WORLD_SIZE="2")
     procs = [
         subprocess.Popen(
             [sys.executable, str(RUN), str(out)],
