@@ -15,15 +15,15 @@ cut differently (FSDP2 over 4 processes resumed over 2). Three things are more t
 
 ``read_whole`` turns any of them into one form (whole tensors, the model's row order, optimizer state
 keyed by parameter name); ``load_whole`` puts that into a model and its optimizers under any layout.
-Resuming under another layout reads every tensor whole in each process: host memory for one full copy
-of the model and its optimizer state per process, on top of training's. A run resuming under the layout
-that saved it reads its own shards only (``MeshStrategy.load_checkpoint``).
+Resuming under another layout reads whole each tensor a process holds a part of, one at a time
+(``litllm.parallel.stored``): a process's host memory holds its own parts plus one whole tensor, and a
+pipeline stage reads its own stage's tensors only. A run resuming under the layout that saved it reads its
+own shards only (``MeshStrategy.load_checkpoint``).
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from litllm.errors import CheckpointError
 from litllm.model.config import ModelConfig
-from litllm.parallel.safe_load import SHARDED_META, SafeFileSystemReader, SafeLoadPlanner, is_sharded_checkpoint
+from litllm.parallel.safe_load import SHARDED_META, is_sharded_checkpoint
+from litllm.parallel.stored import StoredTensor, read_items, read_value, take_rows
 from litllm.parallel.tensor import qkv_rows
 
 OPTIMIZER_PARAMETERS = "optimizer_parameters"
@@ -51,14 +52,15 @@ def saved_layout(checkpoint: dict[str, Any]) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def read_whole(path: Path) -> dict[str, Any]:
+def read_whole(path: Path, lazy: bool = False) -> dict[str, Any]:
     """The checkpoint at ``path`` (sharded directory or file, any layout) in the form one process saves.
 
     ``state_dict``: whole tensors, qkv rows in the model's order; ``optimizer_states``: per optimizer
     ``{"state": {name: {key: value}}, "groups": {name: {setting: value}}}`` by parameter name; the rest
-    (step, loops, schedulers, ``litllm``) as saved.
+    (step, loops, schedulers, ``litllm``) as saved. With ``lazy``, a directory's big tensors are
+    ``StoredTensor`` (read by ``load_whole`` when needed) and a file is memory-mapped.
     """
-    checkpoint = _read_sharded(path) if path.is_dir() else _read_file(path)
+    checkpoint = _read_sharded(path, lazy) if path.is_dir() else _read_file(path, mmap=lazy)
     saved_config = checkpoint.get("litllm", {}).get("model_config")
     config = ModelConfig.from_dict(saved_config) if saved_config else None
     tp, _ = saved_layout(checkpoint)
@@ -82,23 +84,9 @@ def _plain(name: str) -> str:
     return name.replace("._orig_mod", "")
 
 
-def _read_sharded(path: Path) -> dict[str, Any]:
-    from torch.distributed.checkpoint import load
-    from torch.distributed.checkpoint.api import CheckpointException
-    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-
+def _read_sharded(path: Path, lazy: bool) -> dict[str, Any]:
     checkpoint = torch.load(path / SHARDED_META, map_location="cpu", weights_only=True)
-    items = SafeFileSystemReader(str(path)).read_metadata().state_dict_metadata
-    flat = {
-        key: torch.empty(item.size, dtype=item.properties.dtype) if isinstance(item, TensorStorageMetadata) else None
-        for key, item in items.items()
-    }
-    try:
-        with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
-            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            load(flat, storage_reader=SafeFileSystemReader(str(path)), planner=SafeLoadPlanner(), no_dist=True)
-    except CheckpointException as err:  # PyTorch gathers each process's error: ours says what went wrong
-        raise next((e for e, _ in err.failures.values() if isinstance(e, CheckpointError)), err) from None
+    flat = read_items(path, lazy)
     model = {key.removeprefix("state_dict."): value for key, value in flat.items() if key.startswith("state_dict.")}
     checkpoint["state_dict"] = model
     optimizers = sorted(
@@ -132,8 +120,8 @@ def _named_state(flat: dict[str, Any], prefix: str) -> dict[str, dict]:
     return {"state": state, "groups": groups}
 
 
-def _read_file(path: Path) -> dict[str, Any]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+def _read_file(path: Path, mmap: bool) -> dict[str, Any]:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     names = checkpoint.get(OPTIMIZER_PARAMETERS)
     native = checkpoint.get("optimizer_states", [])
     if native and names is None:
@@ -159,13 +147,14 @@ def _reorder_rows(checkpoint: dict[str, Any], order: torch.Tensor) -> None:
     """Take the rows of every reordered qkv tensor (and of its optimizer state) in ``order``."""
     for name, tensor in checkpoint["state_dict"].items():
         if QKV_ROWS.search(name):
-            checkpoint["state_dict"][name] = tensor[order]
+            checkpoint["state_dict"][name] = take_rows(tensor, order)
     for optimizer in checkpoint["optimizer_states"]:
         for name, state in optimizer["state"].items():
             if QKV_ROWS.search(name):
                 for key, value in state.items():
-                    if isinstance(value, torch.Tensor) and value.dim() > 0 and value.size(0) == order.numel():
-                        state[key] = value[order]
+                    tensor = isinstance(value, (torch.Tensor, StoredTensor)) and value.dim() > 0
+                    if tensor and value.size(0) == order.numel():
+                        state[key] = take_rows(value, order)
 
 
 def _both_tied_names(checkpoint: dict[str, Any]) -> None:
@@ -202,8 +191,9 @@ def load_whole(
     missing = [name for name in needed if name not in saved]
     if missing:
         raise CheckpointError(f"the checkpoint has no tensor {missing[0]!r} ({len(missing)} missing): another model")
-    options = StateDictOptions(full_state_dict=True, strict=strict)
-    set_model_state_dict(module, {name: saved[name] for name in own if name in saved}, options=options)
+    # Tensor by tensor: each read whole (if not yet), this process's part kept, the whole let go.
+    local = {name: _like(read_value(saved[name]), now) for name, now in own.items() if name in saved}
+    set_model_state_dict(module, local, options=StateDictOptions(strict=strict))
     for optimizer, named in zip(optimizers, checkpoint["optimizer_states"]):
         load_optimizer(module, optimizer, named)
 
@@ -226,7 +216,7 @@ def load_optimizer(module: torch.nn.Module, optimizer: torch.optim.Optimizer, na
         part = named["state" if kind == "state" else "groups"]
         if name not in part or setting not in part[name]:
             raise CheckpointError(f"the checkpoint has no optimizer {kind} {setting!r} for {name!r}")
-        local[key] = _like(part[name][setting], now)
+        local[key] = _like(read_value(part[name][setting]), now)
     set_optimizer_state_dict(module, optimizer, optim_state_dict=local, options=options)
 
 
@@ -238,7 +228,10 @@ def _like(whole: Any, now: Any) -> Any:
 
     if isinstance(now, DTensor):  # every process has the whole tensor: each takes its part, no communication
         whole = whole.to(device=now.device, dtype=now.dtype)
-        return distribute_tensor(whole, now.device_mesh, now.placements, src_data_rank=None)
+        part = distribute_tensor(whole, now.device_mesh, now.placements, src_data_rank=None)
+        # A row shard is a view of the whole tensor: a copy lets the whole one go.
+        local = part.to_local().clone()
+        return DTensor.from_local(local, now.device_mesh, now.placements, shape=part.shape, stride=part.stride())
     return whole.to(device=now.device, dtype=now.dtype).clone()
 
 

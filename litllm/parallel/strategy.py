@@ -271,8 +271,9 @@ class MeshStrategy(ModelParallelStrategy):
         return torch.load(path / _METADATA_FILENAME, weights_only=True)
 
     def _load_other_layout(self, path: Path) -> dict[str, Any]:
-        """A checkpoint of another layout (or a one-process ``.ckpt`` file): read whole, then split as this run is."""
-        checkpoint = read_whole(path)
+        """A checkpoint of another layout (or a one-process ``.ckpt`` file): each tensor this process holds a part
+        of read whole when needed, then split as this run is."""
+        checkpoint = read_whole(path, lazy=True)
         load_whole(self.model, self.optimizers, checkpoint, self.tensor_parallel_size)
         for key in ("state_dict", "optimizer_states", WHOLE):
             checkpoint.pop(key, None)

@@ -16,6 +16,7 @@ from torch.distributed.checkpoint import save
 
 from litllm.errors import CheckpointError
 from litllm.model.config import ModelConfig
+from litllm.parallel import stored
 from litllm.parallel.reshard import OPTIMIZER_PARAMETERS, AnyLayoutResume, load_optimizer, load_whole, read_whole
 from litllm.parallel.tensor import qkv_rows
 
@@ -166,3 +167,33 @@ def test_an_empty_parameter_group_of_an_earlier_checkpoint_is_dropped_on_resume(
     checkpoint = {"optimizer_states": [{"state": {0: adam_state(torch.ones(2))}, "param_groups": groups}]}
     AnyLayoutResume().on_load_checkpoint(SimpleNamespace(strategy=None), None, checkpoint)
     assert checkpoint["optimizer_states"][0]["param_groups"] == [groups[0]]
+
+
+def test_a_lazy_read_reads_each_tensor_a_process_holds_once_and_no_other(tmp_path, monkeypatch):
+    """Resuming under another layout, a process reads whole only the tensors it holds a part of, one at a
+    time (a pipeline stage: its own stage's), their rows put in order without reading them first."""
+    monkeypatch.setattr(stored, "READ_AT_ONCE_NUMEL", 0)  # every tensor left on disk until needed
+    config = tiny_config()
+    rows = config.n_head * config.head_dim + 2 * config.n_kv_head * config.head_dim
+    qkv = torch.arange(rows * 2, dtype=torch.float32).view(rows, 2)
+    qkv_layer = torch.nn.Linear(2, rows, bias=False)  # a stage holding block 0's qkv only
+    attn = torch.nn.ModuleDict({"attn": torch.nn.ModuleDict({"qkv": qkv_layer})})
+    stage = torch.nn.ModuleDict({"blocks": torch.nn.ModuleDict({"0": attn})})
+    adam = torch.optim.AdamW(stage.parameters(), **SETTINGS)
+    settings = {k: v for k, v in adam.param_groups[0].items() if k != "params"}
+    state = {"blocks.0.attn.qkv.weight": qkv[qkv_rows(config, 2)], "blocks.1.mlp.fc.weight": torch.ones(4, 3)}
+    optimizer = {
+        "state": {n: adam_state(t) for n, t in state.items()},
+        "param_groups": [{**settings, "params": list(state)}],
+    }
+    write_sharded(tmp_path, state, optimizer, tensor_parallel_size=2)
+    read, original = [], stored.StoredTensor.read
+    monkeypatch.setattr(stored.StoredTensor, "read", lambda self: read.append(self.key) or original(self))
+
+    whole = read_whole(tmp_path, lazy=True)
+    assert read == [] and isinstance(whole["state_dict"]["blocks.0.attn.qkv.weight"], stored.StoredTensor)
+    load_whole(stage, [adam], whole, tensor_parallel_size=1)
+    assert torch.equal(qkv_layer.weight.detach(), qkv)  # the model's row order
+    assert torch.equal(adam.state[qkv_layer.weight]["exp_avg_sq"], qkv + 1)
+    assert sorted(read) == sorted(set(read)) and all("blocks.0.attn.qkv.weight" in key for key in read)
+    assert len(read) == 4  # the weight, and its step, exp_avg and exp_avg_sq
