@@ -7,7 +7,7 @@ the optimizer: litllm's way (each tensor the process holds a part of read whole 
 ``litllm.parallel.stored``) against every tensor read at once first (litllm's way before 2026-12-03; here
 the same code with ``READ_AT_ONCE_NUMEL`` raised above every tensor's size). Alternated, 2 rounds.
 
-    python benchmarks/resume_memory.py               # 8 blocks x 1024 wide (~101M parameters)
+    python benchmarks/resume_memory.py               # 8 blocks x 1024 wide (103.1M parameters)
     python benchmarks/resume_memory.py --n_layer 4   # quicker
 
 Writes benchmarks/results/resume_memory.{json,md}.
@@ -131,7 +131,8 @@ def parameters(n_layer: int, n_embd: int) -> int:
     from litllm.model.config import ModelConfig
     from litllm.model.gpt import GPT
 
-    config = ModelConfig.from_name("gpt-10m", n_layer=n_layer, n_head=n_embd // 64, n_embd=n_embd, vocab_size=2048)
+    shape = {"n_layer": n_layer, "n_head": n_embd // 64, "n_embd": n_embd, "block_size": 128}
+    config = ModelConfig.from_name("gpt-10m", **shape, vocab_size=2048)
     with torch.device("meta"):
         return sum(p.numel() for p in GPT(config).parameters())
 

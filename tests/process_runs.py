@@ -5,7 +5,7 @@ starts the other ranks, which share the run's stdout and stderr. When the run fa
 kept in a log file beside the run and the assertion names it, with the lines that say what went wrong:
 Python tracebacks, and with ``PYTHONFAULTHANDLER`` set, the Python stack of every thread of a process
 that died of a signal (a C++ ``terminate`` in a communication thread shows as SIGABRT, not as a traceback).
-A run whose transport lost a peer is tried once more, with a warning (``run_processes``).
+A run whose transport lost a peer may be tried once more, with a warning (``run_processes``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def why_it_failed(returncode: int, output: str, log: Path, budget: int = 6000) -
     """One message for a failed run: how it ended, where its whole output is, what its output says went wrong."""
     ended = f"exited with status {returncode}"
     if returncode < 0:
-        ended = f"was killed by {signal.Signals(-returncode).name}"
+        try:
+            ended = f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:  # a signal number Python has no name for
+            ended = f"was killed by signal {-returncode}"
     lines = output.splitlines()
     keep: set[int] = set()
     for i, line in enumerate(lines):
@@ -73,31 +76,50 @@ def run_processes(
     env: dict[str, str] | None = None,
     timeout: float = 600,
     cwd: Path | None = None,
+    outputs: Sequence[Path] = (),
 ) -> str:
     """Run ``command`` (which launches its own ranks) to the end, its output (stdout and stderr together, every
     rank's) written to ``log``; returns the output, or fails the test saying why the run failed.
 
-    One failure is tried again, loudly: a process killed by a signal while the output shows gloo's TCP
-    transport losing a peer (``TRANSPORT_LOST``). Seen once in about 30 runs of 4 processes on 2 cores (a
-    SIGABRT from inside gloo, not from litllm's Python), never reproduced since; the second run must pass the
-    same checks, the first one's log is kept beside (``*.first.log``) and a ``TransportRetry`` warning names it.
+    With ``outputs`` (what the run writes: its directory, its results file), one failure is tried again,
+    loudly: the launching process killed by SIGABRT (a C++ abort, not a Python error) while the output shows
+    gloo's TCP transport losing a peer. Seen once in about 30 runs of 4 processes on 2 cores, never
+    reproduced since. The first attempt's ``outputs`` and log are moved aside (``<name>.first``) so that the
+    second run starts from nothing and must pass the same checks; a ``TransportRetry`` warning says so. A run
+    that writes where it reads (a resume into its own directory) passes no ``outputs``: it is not retried.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
+    first: Path | None = None
     for attempt in (1, 2):
         run_env = dict(env) if env is not None else process_env()
         if attempt == 2:
             run_env["MASTER_PORT"] = str(free_port())
-        with open(log, "w") as out:
-            done = subprocess.run(
-                list(command), env=run_env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, cwd=cwd
-            )
+        returncode = _run_group(command, log, run_env, timeout, cwd)
         output = log.read_text(errors="replace")
-        if done.returncode == 0:
+        if returncode == 0:
             return output
-        if attempt == 2 or done.returncode >= 0 or not TRANSPORT_LOST.search(output):
+        lost_peer = returncode == -signal.SIGABRT and TRANSPORT_LOST.search(output)
+        if attempt == 2 or not outputs or not lost_peer:
             break
-        first = log.with_suffix(".first.log")
-        log.rename(first)
-        message = f"tried again after gloo lost a peer; {why_it_failed(done.returncode, output, first)}"
+        first = log.with_name(f"{log.name}.first")
+        for path in [log, *outputs]:
+            if path.exists():
+                path.rename(path.with_name(f"{path.name}.first"))
+        message = f"tried again after gloo lost a peer; {why_it_failed(returncode, output, first)}"
         warnings.warn(TransportRetry(message), stacklevel=2)
-    raise AssertionError(why_it_failed(done.returncode, output, log))
+    earlier = f" (an earlier attempt: {first})" if first else ""
+    raise AssertionError(why_it_failed(returncode, output, log) + earlier)
+
+
+def _run_group(command: Sequence[str], log: Path, env: dict[str, str], timeout: float, cwd: Path | None) -> int:
+    """Run ``command`` in its own process group (its ranks too) to the end, or kill the whole group at ``timeout``."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            list(command), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # rank 0 and the ranks it launched
+            proc.wait()
+            raise AssertionError(f"the run took over {timeout:.0f} s and was killed; its output: {log}") from None

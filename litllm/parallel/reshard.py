@@ -67,7 +67,7 @@ def read_whole(path: Path, lazy: bool = False) -> dict[str, Any]:
     if tp > 1:
         if config is None:
             raise CheckpointError(f"{path} does not record its model config: it resumes only under its own layout")
-        _reorder_rows(checkpoint, torch.argsort(qkv_rows(config, tp)))
+        _reorder_rows(checkpoint, torch.argsort(qkv_rows(config, tp)), defer=lazy)
     if config is not None and config.tie_embeddings:
         _both_tied_names(checkpoint)
     # A compiled model's names hold "_orig_mod" where its one-process checkpoint saved them; PyTorch's
@@ -143,18 +143,19 @@ def _read_file(path: Path, mmap: bool) -> dict[str, Any]:
     return checkpoint
 
 
-def _reorder_rows(checkpoint: dict[str, Any], order: torch.Tensor) -> None:
-    """Take the rows of every reordered qkv tensor (and of its optimizer state) in ``order``."""
+def _reorder_rows(checkpoint: dict[str, Any], order: torch.Tensor, defer: bool) -> None:
+    """Take the rows of every reordered qkv tensor (and of its optimizer state) in ``order``; with ``defer``,
+    when each is read (``StoredTensor``), not now."""
     for name, tensor in checkpoint["state_dict"].items():
         if QKV_ROWS.search(name):
-            checkpoint["state_dict"][name] = take_rows(tensor, order)
+            checkpoint["state_dict"][name] = take_rows(tensor, order, defer)
     for optimizer in checkpoint["optimizer_states"]:
         for name, state in optimizer["state"].items():
             if QKV_ROWS.search(name):
                 for key, value in state.items():
-                    tensor = isinstance(value, (torch.Tensor, StoredTensor)) and value.dim() > 0
-                    if tensor and value.size(0) == order.numel():
-                        state[key] = take_rows(value, order)
+                    has_rows = isinstance(value, (torch.Tensor, StoredTensor)) and value.dim() > 0
+                    if has_rows and value.size(0) == order.numel():
+                        state[key] = take_rows(value, order, defer)
 
 
 def _both_tied_names(checkpoint: dict[str, Any]) -> None:
@@ -182,7 +183,7 @@ def load_whole(
 
     if tensor_parallel_size > 1:
         config = ModelConfig.from_dict(checkpoint["litllm"]["model_config"])
-        _reorder_rows(checkpoint, qkv_rows(config, tensor_parallel_size))
+        _reorder_rows(checkpoint, qkv_rows(config, tensor_parallel_size), defer=True)  # read below, one by one
     saved = checkpoint["state_dict"]
     own = get_model_state_dict(module)
     # LoRA, QLoRA and DPO checkpoints hold what trains (the rest is model.init_from's, already loaded).
@@ -194,6 +195,7 @@ def load_whole(
     # Tensor by tensor: each read whole (if not yet), this process's part kept, the whole let go.
     local = {name: _like(read_value(saved[name]), now) for name, now in own.items() if name in saved}
     set_model_state_dict(module, local, options=StateDictOptions(strict=strict))
+    del local  # (this process's copy, loaded: not held while the optimizer state is read)
     for optimizer, named in zip(optimizers, checkpoint["optimizer_states"]):
         load_optimizer(module, optimizer, named)
 

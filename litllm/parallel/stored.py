@@ -5,7 +5,7 @@ each process needs every tensor it holds a part of, whole (a tensor-parallel spl
 rows in another order, is no cut PyTorch's resharding knows). Read at once, that is one full copy of the
 model and its optimizer state in every process: 96 GB per process for an 8B model with AdamW, 8 processes
 per node. ``StoredTensor`` reads one tensor when it is needed, so a process holds its own parts plus one
-whole tensor at a time, and a pipeline stage never reads the other stages' tensors.
+whole tensor at a time, and a pipeline stage never reads the other stages' big tensors.
 """
 
 from __future__ import annotations
@@ -25,34 +25,47 @@ in one pass; bigger ones when needed (one read each)."""
 
 
 class StoredTensor:
-    """A tensor of a checkpoint directory, not read yet: ``read()`` reads it whole, its rows taken in the
-    order ``take_rows`` composed (a tensor-parallel checkpoint's qkv rows put in another order)."""
+    """A tensor not read yet, from a checkpoint directory (``reader`` and ``key``) or memory-mapped (``held``):
+    ``read()`` gives it whole, its rows taken in the order ``take_rows`` composed (a tensor-parallel
+    checkpoint's qkv rows put in another order)."""
 
-    def __init__(self, path: Path, key: str, size: torch.Size, dtype: torch.dtype) -> None:
-        self.path, self.key, self.shape, self.dtype = path, key, torch.Size(size), dtype
+    def __init__(self, reader: _Reader | None, key: str, shape: torch.Size, dtype: torch.dtype) -> None:
+        self.reader, self.key, self.shape, self.dtype = reader, key, torch.Size(shape), dtype
+        self.held: torch.Tensor | None = None
         self.rows: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> StoredTensor:
+        """A tensor already at hand (a memory-mapped file's) whose row order is to be composed, not applied."""
+        stored = cls(None, "", tensor.shape, tensor.dtype)
+        stored.held = tensor
+        return stored
 
     def dim(self) -> int:
         return len(self.shape)
 
-    def size(self, dim: int) -> int:
-        return self.shape[dim]
+    def size(self, dim: int | None = None) -> torch.Size | int:
+        return self.shape if dim is None else self.shape[dim]
 
     def take_rows(self, order: torch.Tensor) -> StoredTensor:
-        """This tensor's rows in ``order`` (not read: the order is kept for ``read``)."""
-        taken = StoredTensor(self.path, self.key, self.shape, self.dtype)
-        taken.rows = order if self.rows is None else self.rows[order]
+        """This tensor's rows in ``order`` (nothing read: the order is kept for ``read``)."""
+        taken = StoredTensor(self.reader, self.key, self.shape, self.dtype)
+        taken.held, taken.rows = self.held, order if self.rows is None else self.rows[order]
         return taken
 
     def read(self) -> torch.Tensor:
-        tensor = torch.empty(self.shape, dtype=self.dtype)
-        _load(self.path, {self.key: tensor})
+        tensor = self.held
+        if tensor is None:
+            tensor = torch.empty(self.shape, dtype=self.dtype)
+            _load(self.reader, {self.key: tensor})
         return tensor if self.rows is None else tensor[self.rows]
 
 
-def take_rows(value: Any, order: torch.Tensor) -> Any:
-    """``value[order]`` for a tensor, read or not."""
-    return value.take_rows(order) if isinstance(value, StoredTensor) else value[order]
+def take_rows(value: Any, order: torch.Tensor, defer: bool = False) -> Any:
+    """``value[order]`` for a tensor, read or not; with ``defer``, a tensor at hand's rows are taken when read."""
+    if isinstance(value, StoredTensor):
+        return value.take_rows(order)
+    return StoredTensor.of(value).take_rows(order) if defer else value[order]
 
 
 def read_value(value: Any) -> Any:
@@ -65,21 +78,34 @@ def read_items(path: Path, lazy: bool) -> dict[str, Any]:
     ``READ_AT_ONCE_NUMEL`` elements as ``StoredTensor`` (read when needed)."""
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
-    items = SafeFileSystemReader(str(path)).read_metadata().state_dict_metadata
+    reader = _Reader(str(path))
+    items = reader.read_metadata().state_dict_metadata
     now: dict[str, Any] = {}
     later: dict[str, StoredTensor] = {}
     for key, item in items.items():
         if not isinstance(item, TensorStorageMetadata):
             now[key] = None  # a setting (learning rate, betas): read into place
         elif lazy and item.size.numel() > READ_AT_ONCE_NUMEL:
-            later[key] = StoredTensor(path, key, item.size, item.properties.dtype)
+            later[key] = StoredTensor(reader, key, item.size, item.properties.dtype)
         else:
             now[key] = torch.empty(item.size, dtype=item.properties.dtype)
-    _load(path, now)
+    _load(reader, now)
     return {**now, **later}
 
 
-def _load(path: Path, state: dict[str, Any]) -> None:
+class _Reader(SafeFileSystemReader):
+    """A checkpoint directory's reader for one resume, its index unpickled once (every tensor read asks for it)."""
+
+    _metadata: Any = None
+
+    def read_metadata(self, *args: Any, **kwargs: Any):
+        if self._metadata is None:
+            self._metadata = super().read_metadata(*args, **kwargs)
+        self._metadata.storage_meta.load_id = self.load_id
+        return self._metadata
+
+
+def _load(reader: _Reader, state: dict[str, Any]) -> None:
     """Read ``state``'s keys from the checkpoint directory into it, in this process alone."""
     from torch.distributed.checkpoint import load
     from torch.distributed.checkpoint.api import CheckpointException
@@ -87,6 +113,6 @@ def _load(path: Path, state: dict[str, Any]) -> None:
     try:
         with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            load(state, storage_reader=SafeFileSystemReader(str(path)), planner=SafeLoadPlanner(), no_dist=True)
+            load(state, storage_reader=reader, planner=SafeLoadPlanner(), no_dist=True)
     except CheckpointException as err:  # PyTorch gathers each process's error: ours says what went wrong
         raise next((e for e, _ in err.failures.values() if isinstance(e, CheckpointError)), err) from None

@@ -34,8 +34,11 @@ STEPS = 12
 
 def run(tmp: Path, name: str, *args: str) -> dict:
     """``parallel_run.py`` as its own process (it launches its ranks), its output in ``<name>.log``: its results."""
-    command = [sys.executable, str(RUN), str(tmp / f"{name}.json"), "--cache", str(tmp / "cache")]
-    run_processes([*command, "--root", str(tmp / name), *args], tmp / f"{name}.log")
+    root, out = tmp / name, tmp / f"{name}.json"
+    command = [sys.executable, str(RUN), str(out), "--cache", str(tmp / "cache"), "--root", str(root), *args]
+    resumes_its_own = "--ckpt_path" in args and Path(args[args.index("--ckpt_path") + 1]).is_relative_to(root)
+    # (a run that may be tried again after gloo lost a peer starts from nothing: not one that reads its own root)
+    run_processes(command, tmp / f"{name}.log", outputs=() if resumes_its_own else (root, out))
     return json.loads((tmp / f"{name}.json").read_text())
 
 

@@ -197,3 +197,10 @@ def test_a_lazy_read_reads_each_tensor_a_process_holds_once_and_no_other(tmp_pat
     assert torch.equal(adam.state[qkv_layer.weight]["exp_avg_sq"], qkv + 1)
     assert sorted(read) == sorted(set(read)) and all("blocks.0.attn.qkv.weight" in key for key in read)
     assert len(read) == 4  # the weight, and its step, exp_avg and exp_avg_sq
+    # Into a tensor-parallel size's order (here the saved one's): the row orders composed, read once, as eagerly.
+    for lazy in (True, False):
+        qkv_layer.weight.data.zero_()
+        adam = torch.optim.AdamW(stage.parameters(), **SETTINGS)
+        load_whole(stage, [adam], read_whole(tmp_path, lazy=lazy), tensor_parallel_size=2)
+        assert torch.equal(qkv_layer.weight.detach(), qkv[qkv_rows(config, 2)]), lazy
+        assert torch.equal(adam.state[qkv_layer.weight]["exp_avg"], qkv[qkv_rows(config, 2)]), lazy
