@@ -7,7 +7,7 @@ the optimizer: litllm's way (each tensor the process holds a part of read whole 
 ``litllm.parallel.stored``) against every tensor read at once first (litllm's way before 2026-12-03; here
 the same code with ``READ_AT_ONCE_NUMEL`` raised above every tensor's size). Alternated, 2 rounds.
 
-    python benchmarks/resume_memory.py               # 8 blocks x 1024 wide (103.1M parameters)
+    python benchmarks/resume_memory.py               # 8 blocks x 1024 wide (103.0M parameters)
     python benchmarks/resume_memory.py --n_layer 4   # quicker
 
 Writes benchmarks/results/resume_memory.{json,md}.
@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from timing import free_port
 
 RESULTS = Path(__file__).parent / "results"
 MODES = {"one at a time": "lazy", "all at once": "eager"}
@@ -74,15 +75,17 @@ def launch(argv: list[str]) -> None:
 
 
 def run(argv: list[str], mode: str = "lazy") -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     command = [sys.executable, __file__, "--launch", *argv]
     done = subprocess.run(command, env={**env, "RESUME_MEMORY_MODE": mode}, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
     return done.stderr
+
+
+def shape(n_layer: int, n_embd: int) -> dict[str, int]:
+    """The model's shape over the ``gpt-10m`` preset (heads of 64, context 128)."""
+    return {"n_layer": n_layer, "n_head": n_embd // 64, "n_embd": n_embd, "block_size": 128}
 
 
 def recipe(directory: Path, n_layer: int, n_embd: int) -> Path:
@@ -94,7 +97,7 @@ def recipe(directory: Path, n_layer: int, n_embd: int) -> Path:
             "class_path": "litllm.train.PretrainModule",
             "init_args": {
                 "arch": "gpt-10m",
-                "arch_overrides": {"n_layer": n_layer, "n_head": n_embd // 64, "n_embd": n_embd, "block_size": 128},
+                "arch_overrides": shape(n_layer, n_embd),
                 "learning_rate": 1e-4,
                 "warmup_steps": 1,
             },
@@ -131,8 +134,7 @@ def parameters(n_layer: int, n_embd: int) -> int:
     from litllm.model.config import ModelConfig
     from litllm.model.gpt import GPT
 
-    shape = {"n_layer": n_layer, "n_head": n_embd // 64, "n_embd": n_embd, "block_size": 128}
-    config = ModelConfig.from_name("gpt-10m", **shape, vocab_size=2048)
+    config = ModelConfig.from_name("gpt-10m", **shape(n_layer, n_embd), vocab_size=2048)
     with torch.device("meta"):
         return sum(p.numel() for p in GPT(config).parameters())
 
@@ -168,8 +170,8 @@ def main() -> None:
         f"# {title}",
         "",
         "| round | read | rank | RSS before (MiB) | peak while reading (MiB) | added (MiB) | seconds |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lines.append("|---|---|---|---|---|---|---|")
     for r in rows:
         lines.append(
             f"| {r['round']} | {r['read']} | {r['rank']} | {r['rss_before_mib']:,} | {r['rss_peak_mib']:,} "

@@ -39,7 +39,7 @@ def run(tmp: Path, name: str, *args: str) -> dict:
     resumes_its_own = "--ckpt_path" in args and Path(args[args.index("--ckpt_path") + 1]).is_relative_to(root)
     # (a run that may be tried again after gloo lost a peer starts from nothing: not one that reads its own root)
     run_processes(command, tmp / f"{name}.log", outputs=() if resumes_its_own else (root, out))
-    return json.loads((tmp / f"{name}.json").read_text())
+    return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")
